@@ -6,7 +6,9 @@ drawing x then y per level and minibatch, float32 mean/std normalisation, per re
 float32 matmul, np.sort along axis 0, mean |difference|), run in a subprocess with every BLAS/OpenMP pool at one
 thread (--baseline-default-threads adds a run with the environment's default BLAS threads, as the official
 code would run). Not counted for either side: the official warm-up pass and the reals-vs-reals SWD that the
-official `end('reals')` also computes. Inception: an eager float32 forward of the same network without BN
+official `end('reals')` also computes. Ours runs the same steps as `pgmetrics compare` (DescriptorSet feed/finish,
+swd_levels), timed per stage: descriptors (pyramid, patches, normalisation) and distance (projections, sorts).
+Inception: an eager float32 forward of the same network without BN
 folding. Throughput counts the images of both sets (real + fake) per second of the whole comparison.
 
     .venv/bin/python tools/bench_metrics.py --swd-images 512 --swd-images-1024 16 --inception-images 8
@@ -63,8 +65,10 @@ for images in (real, fake):
     for b in range(0, num, mb):
         for l, lev in enumerate(pyramid(images[b:b + mb], levels)): parts[l].append(descriptors(lev, rs))
     sets.append([finalize(p) for p in parts])
+middle = time.time()
 values = [float(1e3 * swd(a, b, rs)) for a, b in zip(*sets)]
-print(json.dumps({"seconds": time.time() - start, "values": values}))
+end = time.time()
+print(json.dumps({"seconds": end - start, "descriptor_seconds": middle - start, "values": values}))
 '''
 
 
@@ -83,10 +87,19 @@ def bench_swd(num: int, resolution: int, seed: int = 0, default_threads: bool = 
     rng = np.random.RandomState(seed)
     real = rng.randint(0, 256, size=(num, 3, resolution, resolution), dtype=np.uint8)
     fake = rng.randint(0, 256, size=(num, 3, resolution, resolution), dtype=np.uint8)
-    batch = max(4, min(256, 8192 // resolution))
-    chunks = lambda a: [a[i:i + batch] for i in range(0, len(a), batch)]  # noqa: E731
+    batch = swd.official_minibatch(resolution)
+    # warm-up, not counted (as the baseline's imports): OpenCV import, compiled kernels, thread pool
+    swd.compute_swd([real[:2]], [fake[:2]], resolution, seed=seed, device="cpu")
     started = time.time()
-    ours = swd.compute_swd(chunks(real), chunks(fake), resolution, seed=seed, device="cpu").metrics
+    rng = swd.make_rng(seed, reference=False)
+    sets = []
+    for stream, images in (("reals", real), ("fakes", fake)):
+        target = swd.DescriptorSet(resolution, rng, stream, "cpu")
+        for begin in range(0, num, batch):
+            target.feed(images[begin:begin + batch])
+        sets.append(target.finish())
+    middle = time.time()
+    ours = swd.swd_metrics(swd.swd_levels(*sets, rng), resolution)
     ours_s = time.time() - started
     done = subprocess.run([sys.executable, "-c", BASELINE, str(num), str(resolution), str(seed)],
                           capture_output=True, text=True, env=single_thread_env(), check=True)
@@ -94,7 +107,11 @@ def bench_swd(num: int, resolution: int, seed: int = 0, default_threads: bool = 
     row = {"what": f"SWD {num}+{num} images at {resolution}x{resolution}", "threads": torch.get_num_threads(),
            "ours_s": ours_s, "baseline_s": baseline["seconds"],
            "ours_img_s": 2 * num / ours_s, "baseline_img_s": 2 * num / baseline["seconds"],
-           "speedup": baseline["seconds"] / ours_s, "ours_avg": ours["SWDx1e3_avg"],
+           "speedup": baseline["seconds"] / ours_s,
+           "descriptors_speedup": baseline["descriptor_seconds"] / (middle - started),
+           "distance_speedup": (baseline["seconds"] - baseline["descriptor_seconds"]) / (ours_s - middle + started),
+           "baseline_distance_share": 1 - baseline["descriptor_seconds"] / baseline["seconds"],
+           "ours_avg": ours["SWDx1e3_avg"],
            "baseline_avg": float(np.mean(baseline["values"]))}
     if default_threads:
         done = subprocess.run([sys.executable, "-c", BASELINE, str(num), str(resolution), str(seed)],

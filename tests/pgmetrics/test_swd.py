@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from pgmetrics import swd
+from pgmetrics import native, swd
 from pgmetrics.errors import PgmetricsError
 from tests.conftest import require_fixture
 
@@ -18,6 +18,16 @@ def data():
     folder = require_fixture("metrics")
     return (np.load(folder / "images.npz"), np.load(folder / "swd_stages.npz"),
             json.loads((folder / "expected.json").read_text()))
+
+
+@pytest.fixture(params=["compiled", "numpy"])
+def kernels(request, monkeypatch):
+    """Run a test with the compiled SWD kernels and again with the numpy code they replace."""
+    if request.param == "numpy":
+        monkeypatch.setitem(native._state, "lib", None)
+    elif native.library() is None:
+        pytest.skip("no C compiler: the compiled SWD kernels are not built")
+    return request.param
 
 
 def batches(images, size):
@@ -101,7 +111,7 @@ def test_torch_path_matches_official(data):
                                    rtol=1e-5, atol=1e-5)
 
 
-def test_positions_descriptors_and_normalisation(data):
+def test_positions_descriptors_and_normalisation(data, kernels):
     images, stages, _ = data
     rng = swd.ReferenceRng(101)
     for name in ("a", "b"):
@@ -146,7 +156,7 @@ def _check_run(data, run_name, seeds=None):
 
 
 @pytest.mark.parametrize("run_name", RUNS_FAST)
-def test_reference_rng_reproduces_official_values(data, run_name):
+def test_reference_rng_reproduces_official_values(data, run_name, kernels):
     _check_run(data, run_name, seeds={1000})
 
 
@@ -158,7 +168,7 @@ def test_reference_rng_all_runs_and_seeds(data, run_name):
     _check_run(data, run_name)
 
 
-def test_cached_real_descriptors_replay_the_stream(data):
+def test_cached_real_descriptors_replay_the_stream(data, kernels):
     images, _, expected = data
     run = expected["swd_api"]["runs"]["a64_vs_b64_mb16"]
     real, fake = images["set_a_64"], images["set_b_64"]
@@ -170,7 +180,7 @@ def test_cached_real_descriptors_replay_the_stream(data):
 
 
 @pytest.mark.parametrize("num_seeds", [2, pytest.param(10, marks=pytest.mark.slow)])
-def test_fast_rng_follows_official_distribution(data, num_seeds):
+def test_fast_rng_follows_official_distribution(data, num_seeds, kernels):
     """Own RNG: K seeds' mean within mean +- 4 std / sqrt(K) (+ the table's own uncertainty), per level."""
     images, _, expected = data
     stats = expected["swd_api"]["stats"]["a64_vs_b64"]
@@ -194,10 +204,10 @@ def test_unequal_sets_and_bad_shapes_are_refused(data):
 
 
 @pytest.mark.parametrize("exact", [True, False])
-def test_patchwise_descriptors_equal_full_levels(data, exact, monkeypatch):
-    """The fast path (pyr_up only at the patches for large levels, here forced from 32x32 on; image slices in
-    threads) gives the same descriptors as gathering from the whole Laplacian levels; exact mode bit for bit
-    against the official."""
+def test_patchwise_descriptors_equal_full_levels(data, exact, monkeypatch, kernels):
+    """The fast paths (pyr_up only at the patches: compiled, or numpy for large levels, here forced from 32x32
+    on; image slices in threads) give the same descriptors as gathering from the whole Laplacian levels; exact
+    mode bit for bit against the official. The statistics come along."""
     monkeypatch.setattr(swd, "PATCHWISE_MIN_SIZE", 32)
     images, stages, _ = data
     batch = images["set_b_128"][0:3]
@@ -211,11 +221,31 @@ def test_patchwise_descriptors_equal_full_levels(data, exact, monkeypatch):
             np.testing.assert_array_equal(got, swd.gather_descriptors(level, x, y))
         else:  # float32 sums of the deeper levels round in a different order
             np.testing.assert_allclose(got, swd.gather_descriptors(level, x, y), atol=1e-4)
-    threaded = swd._threaded_batch_descriptors(batch, sizes, positions, exact)
-    for got, want in zip(threaded, swd.batch_descriptors(batch, sizes, positions, exact), strict=True):
-        np.testing.assert_array_equal(got, want)
+    monkeypatch.setattr(swd, "_workers", lambda: 2)
+    pieces, stats = swd._threaded_batch_descriptors(batch, sizes, positions, exact)
+    for got, got_stats, want in zip(pieces, stats, swd.batch_descriptors(batch, sizes, positions, exact),
+                                    strict=True):
+        assert len(got) == 2
+        np.testing.assert_array_equal(np.concatenate(got), want)
+        np.testing.assert_allclose(got_stats, swd.descriptor_stats(want), rtol=1e-12)
     single = swd.batch_descriptors(images["set_a_128"][0:1], sizes, [(p[0][:128], p[1][:128]) for p in positions],
                                    True)
     official = [stages[f"pyr_a128_l{i}"] for i in range(4)]
     for got, level, (x, y) in zip(single, official, positions, strict=True):
         np.testing.assert_array_equal(got, swd.gather_descriptors(level, x[:128], y[:128]))
+
+
+def test_distance_blocks_agree(monkeypatch):
+    """Direction blocks in threads or not: one value (the official definition)."""
+    generator = np.random.RandomState(3)
+    a, b = generator.randn(2, 3000, swd.DESCRIPTOR_SIZE).astype(np.float32)
+    rng = swd.ReferenceRng(4)
+    directions = [rng.directions() for _ in range(swd.DIRECTION_REPEATS)]
+    matrix = np.concatenate(directions, axis=1)
+    want = np.mean([np.mean(np.abs(np.sort(a @ d, axis=0) - np.sort(b @ d, axis=0))) for d in directions])
+    got = [swd.sliced_wasserstein(a, b, directions)]
+    monkeypatch.setattr(swd, "_workers", lambda: 2)
+    monkeypatch.setattr(swd, "_BLOCK_BYTES", 8 * 3000 * 16)  # 16 directions per block
+    got.append(swd.sliced_wasserstein(a, b, directions))
+    assert matrix.shape[1] == 512
+    np.testing.assert_allclose(got, [want, want], rtol=1e-5)

@@ -12,11 +12,15 @@ Two random-number sources:
 - `FastRng`: torch generators, one stream each for real positions, fake positions and directions; the same
   distribution, independent of how the images are batched, and real descriptors can be cached.
 
-On the CPU everything runs in numpy (measured faster than torch here, tools/bench_metrics.py): the binomial
-filter as integer-weight shifted-slice sums (exact in float32 for the first levels, so reference mode only
-needs float64 from the third level on), a polyphase pyr_up, one fancy-index gather per level, and the
-projections of all 512 directions as row-major blocks sorted by numpy's SIMD sort in a thread pool (numpy
-releases the GIL). On a GPU the same steps run in torch.
+On the CPU (measured faster than torch here, tools/bench_metrics.py), image slices and direction blocks run in a
+thread pool (numpy, OpenCV and ctypes release the GIL):
+- the Gaussian chain: numpy integer-weight shifted-slice sums in reference mode (exact in float32 for the first
+  levels, float64 from the third level on), OpenCV's pyrDown otherwise;
+- the band-pass descriptors at the patches only, straight from two Gaussian levels, with the column statistics
+  for the normalisation (compiled kernel, pgmetrics.native; numpy fallback: polyphase pyr_up + fancy-index
+  gather, or pyr_up at the patches for large levels);
+- the projections of all 512 directions as row-major blocks of 128, sorted in place by numpy's SIMD sort.
+On a GPU the same steps run in torch.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from pgmetrics import native
 from pgmetrics.errors import PgmetricsError
 
 PATCH_SIZE = 7
@@ -47,8 +52,8 @@ DESCRIPTOR_SIZE = CHANNELS * PATCH_SIZE * PATCH_SIZE
 
 # 1-D factor of the official 5x5 kernel outer([1,4,6,4,1], [1,4,6,4,1]) / 256.
 _BINOMIAL = (1.0 / 16, 4.0 / 16, 6.0 / 16, 4.0 / 16, 1.0 / 16)
-# Floats per sort block (both sets): keeps a block's projections in cache-friendly pieces.
-_BLOCK_FLOATS = 1 << 22
+# Bytes of projections (both sets) per thread-pool task.
+_BLOCK_BYTES = 1 << 30
 
 
 def swd_resolutions(resolution: int) -> list[int]:
@@ -190,18 +195,44 @@ def gather_descriptors(level: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.nd
     return patches.reshape(count, -1)
 
 
-def normalize_descriptors(descriptors: np.ndarray) -> np.ndarray:
-    """Per-channel mean/std (population) over all patches and positions of [M, C*49] descriptors (float32 result;
-    statistics accumulated in float64). Matches the official finalize_descriptors: each set is normalised by its
-    own statistics."""
-    count = descriptors.shape[0]
-    grouped = descriptors.reshape(count, CHANNELS, -1)
-    size = count * grouped.shape[2]
-    mean = grouped.sum(axis=(0, 2), dtype=np.float64, keepdims=True) / size
-    out = np.subtract(grouped, mean.astype(np.float32), dtype=np.float32)
-    var = np.square(out).sum(axis=(0, 2), dtype=np.float64, keepdims=True) / size
-    out /= np.sqrt(var).astype(np.float32)
-    return out.reshape(count, -1)
+def descriptor_stats(descriptors: np.ndarray) -> np.ndarray:
+    """[2, width] float64: column sums and column sums of squares (row chunks that stay in cache)."""
+    stats = np.zeros((2, descriptors.shape[1]), np.float64)
+    chunk = max(1, (1 << 16) // max(1, descriptors.shape[1]))
+    for start in range(0, descriptors.shape[0], chunk):
+        block = descriptors[start:start + chunk].astype(np.float64)
+        stats[0] += block.sum(axis=0)
+        stats[1] += np.square(block).sum(axis=0)
+    return stats
+
+
+def channel_mean_std(stats: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column float32 mean and std, each channel's population statistics over all its patches and
+    positions (the official finalize_descriptors axes), from descriptor_stats of `count` descriptors."""
+    per_channel = stats.shape[1] // CHANNELS
+    size = count * per_channel
+    sums = stats.reshape(2, CHANNELS, per_channel).sum(axis=2)
+    mean = sums[0] / size
+    std = np.sqrt(np.maximum(sums[1] / size - np.square(mean), 0.0))
+    return np.repeat(mean.astype(np.float32), per_channel), np.repeat(std.astype(np.float32), per_channel)
+
+
+def normalize_into(descriptors: np.ndarray, mean: np.ndarray, std: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """out = (descriptors - mean) / std in float32, the official order of operations."""
+    if native.library() is not None:
+        native.normalize(descriptors, mean, std, out)
+        return out
+    np.subtract(descriptors, mean, out=out, dtype=np.float32)
+    out /= std
+    return out
+
+
+def normalize_descriptors(descriptors: np.ndarray, stats: np.ndarray | None = None) -> np.ndarray:
+    """Normalise [M, C*49] descriptors per channel by their own mean and population std (the official
+    finalize_descriptors: each set by its own statistics; ours accumulated in float64)."""
+    stats = descriptor_stats(descriptors) if stats is None else stats
+    mean, std = channel_mean_std(stats, descriptors.shape[0])
+    return normalize_into(descriptors, mean, std, np.empty(descriptors.shape, np.float32))
 
 
 # Levels of at least this size are only evaluated at the patches (pyr_up of the 6x6 coarse neighbourhood of
@@ -257,24 +288,61 @@ def patchwise_level_descriptors(fine: np.ndarray, coarse: np.ndarray, x: np.ndar
     return out
 
 
+def _opencv_planes(function, images: np.ndarray, size: int) -> np.ndarray:
+    """Apply cv2.pyrDown/pyrUp to every [H, W] plane of an [N, C, H, W] batch, each converted to float32."""
+    n, c = images.shape[:2]
+    out = np.empty((n * c, size, size), np.float32)
+    for index, plane in enumerate(images.reshape(n * c, *images.shape[2:])):
+        out[index] = function(plane.astype(np.float32, copy=False))
+    return out.reshape(n, c, size, size)
+
+
+def _fast_pyr_down(images: np.ndarray) -> np.ndarray:
+    """cv2.pyrDown in float32: the official filter and borders (equal to pyr_down on the first two levels,
+    within float32 rounding below), 3-5x faster than the numpy passes (measured)."""
+    import cv2
+
+    return _opencv_planes(cv2.pyrDown, images, images.shape[-1] // 2)
+
+
+def _fast_pyr_up(images: np.ndarray) -> np.ndarray:
+    import cv2
+
+    return _opencv_planes(cv2.pyrUp, images, images.shape[-1] * 2)
+
+
 def batch_descriptors(images: np.ndarray, sizes: Sequence[int], positions: Sequence[tuple[np.ndarray, np.ndarray]],
-                      exact: bool) -> list[np.ndarray]:
+                      exact: bool, stats: np.ndarray | None = None) -> list[np.ndarray]:
     """Descriptors [n * 128, 147] per level of one batch, finest first (= gather_descriptors of each
-    laplacian_pyramid level, bit for bit), building only the Gaussian chain and the small levels in full."""
+    laplacian_pyramid level, bit for bit when `exact`), building only the Gaussian chain: the band-pass values
+    are computed at the patches only (compiled kernel; in numpy for the levels from PATCHWISE_MIN_SIZE on).
+    Without `exact` the Gaussian chain uses OpenCV's float32 filters. `stats` ([levels, 2, 147] float64), when
+    given, gets each level's descriptor_stats added."""
     gauss = [images if images.dtype in (np.uint8, np.float32) else images.astype(np.float32)]
     for level in range(len(sizes) - 1):
-        gauss.append(pyr_down(gauss[-1], _level_dtype(level, exact, up=False)))
+        gauss.append(pyr_down(gauss[-1], _level_dtype(level, exact, up=False)) if exact
+                     else _fast_pyr_down(gauss[-1]))
+    compiled = native.library() is not None
     out = []
     for level, (x, y) in enumerate(positions):
-        if level == len(sizes) - 1:
-            out.append(gather_descriptors(gauss[level], x, y))
+        coarse = gauss[level + 1] if level < len(sizes) - 1 else None
+        if compiled:
+            scratch = np.zeros((2, DESCRIPTOR_SIZE)) if stats is None else stats[level]
+            out.append(native.patch_descriptors(gauss[level], coarse, x, y, scratch))
+            continue
+        if coarse is None:
+            descriptors = gather_descriptors(gauss[level], x, y)
         elif sizes[level] >= PATCHWISE_MIN_SIZE:
-            out.append(patchwise_level_descriptors(gauss[level], gauss[level + 1], x, y,
-                                                   _level_dtype(level, exact, up=True)))
+            descriptors = patchwise_level_descriptors(gauss[level], coarse, x, y,
+                                                      _level_dtype(level, exact, up=True))
         else:
-            upsampled = pyr_up(gauss[level + 1], _level_dtype(level, exact, up=True))
+            upsampled = (pyr_up(coarse, _level_dtype(level, exact, up=True)) if exact
+                         else _fast_pyr_up(coarse))
             band = np.subtract(gauss[level], upsampled, out=upsampled, dtype=np.float32)
-            out.append(gather_descriptors(band, x, y))
+            descriptors = gather_descriptors(band, x, y)
+        if stats is not None:
+            stats[level] += descriptor_stats(descriptors)
+        out.append(descriptors)
     return out
 
 
@@ -415,6 +483,7 @@ class DescriptorSet:
         self.stream = stream
         self.device = torch.device(device)
         self.parts: list[list] = [[] for _ in self.sizes]
+        self.stats = np.zeros((len(self.sizes), 2, DESCRIPTOR_SIZE))  # CPU: descriptor_stats per level
         self.num_images = 0
 
     def feed(self, images: np.ndarray | torch.Tensor) -> None:
@@ -424,9 +493,10 @@ class DescriptorSet:
                                  f"got {c}x{h}x{w}")
         if self.device.type == "cpu":
             positions = [self.rng.positions(n * PATCHES_PER_IMAGE, size, self.stream) for size in self.sizes]
-            for index, part in enumerate(_threaded_batch_descriptors(_as_array(images), self.sizes, positions,
-                                                                     self.rng.exact)):
-                self.parts[index].append(part)
+            pieces, stats = _threaded_batch_descriptors(_as_array(images), self.sizes, positions, self.rng.exact)
+            for index, level_pieces in enumerate(pieces):
+                self.parts[index].extend(level_pieces)
+            self.stats += stats
             self.num_images += n
             return
         else:
@@ -448,29 +518,46 @@ class DescriptorSet:
         for index in range(len(self.sizes)):
             parts, self.parts[index] = self.parts[index], []
             if self.device.type == "cpu":
-                joined = np.concatenate(parts) if len(parts) > 1 else parts[0]
-                out.append(torch.from_numpy(normalize_descriptors(joined)))
+                out.append(torch.from_numpy(_normalize_parts(parts, self.stats[index])))
             else:
                 out.append(torch_normalize_descriptors(torch.cat(parts)))
         return out
 
 
 def _threaded_batch_descriptors(images: np.ndarray, sizes: Sequence[int],
-                                positions: Sequence[tuple[np.ndarray, np.ndarray]], exact: bool) -> list[np.ndarray]:
-    """batch_descriptors over image slices in the thread pool (numpy releases the GIL in its loops)."""
-    pieces = min(_workers(), len(images))
-    if pieces <= 1:
-        return batch_descriptors(images, sizes, positions, exact)
+                                positions: Sequence[tuple[np.ndarray, np.ndarray]], exact: bool
+                                ) -> tuple[list[list[np.ndarray]], np.ndarray]:
+    """batch_descriptors over image slices in the thread pool (numpy, OpenCV and the compiled kernels release
+    the GIL): per level the slices' descriptors in order, and the summed descriptor_stats [levels, 2, 147]."""
+    pieces = max(1, min(_workers(), len(images)))
     bounds = np.linspace(0, len(images), pieces + 1).astype(int)
+    stats = np.zeros((pieces, len(sizes), 2, DESCRIPTOR_SIZE))
 
     def run(piece: int) -> list[np.ndarray]:
         a, b = bounds[piece] * PATCHES_PER_IMAGE, bounds[piece + 1] * PATCHES_PER_IMAGE
         return batch_descriptors(images[bounds[piece]:bounds[piece + 1]], sizes,
-                                 [(x[a:b], y[a:b]) for x, y in positions], exact)
+                                 [(x[a:b], y[a:b]) for x, y in positions], exact, stats[piece])
 
-    with _blas_single_threaded():
-        results = list(_pool().map(run, range(pieces)))
-    return [np.concatenate([result[level] for result in results]) for level in range(len(sizes))]
+    if pieces == 1:
+        results = [run(0)]
+    else:
+        with _blas_single_threaded():
+            results = list(_pool().map(run, range(pieces)))
+    return [[result[level] for result in results] for level in range(len(sizes))], stats.sum(axis=0)
+
+
+def _normalize_parts(parts: Sequence[np.ndarray], stats: np.ndarray) -> np.ndarray:
+    """One [M, 147] array of the parts normalised by the statistics of all of them (one pass, in threads)."""
+    count = sum(len(part) for part in parts)
+    mean, std = channel_mean_std(stats, count)
+    out = np.empty((count, DESCRIPTOR_SIZE), np.float32)
+    offsets = np.concatenate([[0], np.cumsum([len(part) for part in parts])])
+
+    def run(index: int) -> None:
+        normalize_into(parts[index], mean, std, out[offsets[index]:offsets[index + 1]])
+
+    list(_pool().map(run, range(len(parts))))
+    return out
 
 
 # --- the distance -------------------------------------------------------------------------------------------
@@ -531,7 +618,8 @@ def _pool() -> concurrent.futures.ThreadPoolExecutor:
 
 def _block_distance(a: np.ndarray, b: np.ndarray, directions: np.ndarray) -> np.ndarray:
     """Sum over patches of |sort(a.d) - sort(b.d)| for each column d: projections as C-contiguous rows
-    (directions.T @ desc.T) so numpy's SIMD sort runs along rows (several times faster than np.sort(axis=0))."""
+    (directions.T @ desc.T) so numpy's SIMD sort runs in place along rows (several times faster than
+    np.sort(axis=0); a compiled LSD radix sort measured no faster here)."""
     projected_a = np.matmul(directions.T, a.T)
     projected_a.sort(axis=1)
     projected_b = np.matmul(directions.T, b.T)
@@ -544,7 +632,9 @@ def _block_distance(a: np.ndarray, b: np.ndarray, directions: np.ndarray) -> np.
 def _numpy_sliced_wasserstein(a: np.ndarray, b: np.ndarray, directions: Sequence[np.ndarray]) -> float:
     matrix = np.ascontiguousarray(np.concatenate(directions, axis=1), dtype=np.float32)
     total = matrix.shape[1]
-    block = int(np.clip(_BLOCK_FLOATS // (2 * a.shape[0]), 1, max(1, total // _workers())))
+    # 128 directions per task keep the matmul efficient (single-thread sgemm: 24 GFLOP/s at 16 rows, 68 at 128,
+    # measured); fewer only where the two [block, M] projection arrays would pass _BLOCK_BYTES.
+    block = int(np.clip(_BLOCK_BYTES // (8 * a.shape[0]), 16, DIRECTIONS_PER_REPEAT))
     starts = range(0, total, block)
     with _blas_single_threaded() as single:
         if _workers() == 1 or len(starts) == 1 or not single:

@@ -3,8 +3,7 @@
 Why: measured on the same machine in the same run (tools/bench_celebahq.py), the numpy kernels are 4-8x
 slower than Pillow 3.1.1's C code on the 4096 x 4096 quad transform and the resizes, too slow for a
 30,000-image rebuild. The C file is compiled once with the system C compiler into a cache folder and loaded
-with ctypes (no Python headers needed); without a compiler, pgdata falls back to numpy with a warning.
-Flags keep the arithmetic exact: -O3 -ffp-contract=off, no -ffast-math, no -march (so no FMA).
+with ctypes (pgdata.native_build); without a compiler, pgdata falls back to numpy with a warning.
 
 Environment: PGDATA_NATIVE=0 disables it; PGDATA_CACHE (default ~/.cache/pgdata) holds the library;
 CC picks the compiler.
@@ -13,73 +12,21 @@ CC picks the compiler.
 from __future__ import annotations
 
 import ctypes
-import hashlib
-import os
-import shutil
-import subprocess
-import sys
-import tempfile
-import warnings
 from pathlib import Path
 
 import numpy as np
 
+from pgdata import native_build
+
 SOURCE = Path(__file__).with_name("_ckernels.c")
-FLAGS = ["-O3", "-shared", "-fPIC", "-ffp-contract=off", "-fno-fast-math", "-std=c99"]
 _state: dict = {}
-
-
-def _cache_dir() -> Path:
-    return Path(os.environ.get("PGDATA_CACHE", Path.home() / ".cache" / "pgdata")).expanduser() / "native"
-
-
-def _compiler() -> str | None:
-    return os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
-
-
-def _build() -> Path | None:
-    compiler = _compiler()
-    if compiler is None:
-        return None
-    digest = hashlib.sha256(SOURCE.read_bytes() + " ".join([compiler] + FLAGS).encode()).hexdigest()[:16]
-    target = _cache_dir() / f"pgdata_ckernels_{digest}.so"
-    if target.exists():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(suffix=".so", dir=target.parent)
-    os.close(handle)
-    try:
-        result = subprocess.run([compiler, *FLAGS, str(SOURCE), "-o", temporary, "-lm"], capture_output=True)
-        if result.returncode != 0:
-            warnings.warn(f"pgdata: compiling {SOURCE.name} failed, using the slower numpy kernels: "
-                          f"{result.stderr.decode(errors='replace')[-500:]}", stacklevel=3)
-            return None
-        os.replace(temporary, target)  # atomic: concurrent builders all end with one complete file
-        for stale in target.parent.glob("pgdata_ckernels_*.so"):  # builds of older sources
-            if stale != target:
-                stale.unlink(missing_ok=True)  # a process still using one keeps its mapping
-        return target
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
 
 
 def library() -> ctypes.CDLL | None:
     """The loaded library, or None when disabled or not buildable (then numpy kernels run)."""
-    if "lib" in _state:
-        return _state["lib"]
-    lib = None
-    if os.environ.get("PGDATA_NATIVE", "1") != "0" and sys.platform != "win32":
-        try:
-            path = _build()
-            if path is not None:
-                lib = ctypes.CDLL(str(path))
-                _declare(lib)
-        except OSError as error:
-            warnings.warn(f"pgdata: cannot load the compiled kernels ({error}); using numpy", stacklevel=2)
-            lib = None
-    _state["lib"] = lib
-    return lib
+    if "lib" not in _state:
+        _state["lib"] = native_build.load(SOURCE, "pgdata_ckernels", _declare, "PGDATA_NATIVE")
+    return _state["lib"]
 
 
 def _declare(lib: ctypes.CDLL) -> None:
