@@ -208,7 +208,7 @@ def test_patchwise_descriptors_equal_full_levels(data, exact, monkeypatch, kerne
     """The fast paths (pyr_up only at the patches: compiled, or numpy for large levels, here forced from 32x32
     on; image slices in threads) give the same descriptors as gathering from the whole Laplacian levels; exact
     mode bit for bit against the official. The statistics come along."""
-    monkeypatch.setattr(swd, "PATCHWISE_MIN_SIZE", 32)
+    monkeypatch.setattr(swd.descriptors, "PATCHWISE_MIN_SIZE", 32)
     images, stages, _ = data
     batch = images["set_b_128"][0:3]
     sizes = swd.swd_resolutions(128)
@@ -221,8 +221,8 @@ def test_patchwise_descriptors_equal_full_levels(data, exact, monkeypatch, kerne
             np.testing.assert_array_equal(got, swd.gather_descriptors(level, x, y))
         else:  # float32 sums of the deeper levels round in a different order
             np.testing.assert_allclose(got, swd.gather_descriptors(level, x, y), atol=1e-4)
-    monkeypatch.setattr(swd, "_workers", lambda: 2)
-    pieces, stats = swd._threaded_batch_descriptors(batch, sizes, positions, exact)
+    monkeypatch.setattr(swd.parallel, "workers", lambda: 2)
+    pieces, stats = swd.threaded_batch_descriptors(batch, sizes, positions, exact)
     for got, got_stats, want in zip(pieces, stats, swd.batch_descriptors(batch, sizes, positions, exact),
                                     strict=True):
         assert len(got) == 2
@@ -244,8 +244,8 @@ def test_distance_blocks_agree(monkeypatch):
     matrix = np.concatenate(directions, axis=1)
     want = np.mean([np.mean(np.abs(np.sort(a @ d, axis=0) - np.sort(b @ d, axis=0))) for d in directions])
     got = [swd.sliced_wasserstein(a, b, directions)]
-    monkeypatch.setattr(swd, "_workers", lambda: 2)
-    monkeypatch.setattr(swd, "_BLOCK_BYTES", 8 * 3000 * 16)  # 16 directions per block
+    monkeypatch.setattr(swd.parallel, "workers", lambda: 2)
+    monkeypatch.setattr(swd.distance, "BLOCK_BYTES", 8 * 3000 * 16)  # 16 directions per block
     got.append(swd.sliced_wasserstein(a, b, directions))
     assert matrix.shape[1] == 512
     np.testing.assert_allclose(got, [want, want], rtol=1e-5)
