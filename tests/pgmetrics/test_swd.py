@@ -249,3 +249,29 @@ def test_distance_blocks_agree(monkeypatch):
     got.append(swd.sliced_wasserstein(a, b, directions))
     assert matrix.shape[1] == 512
     np.testing.assert_allclose(got, [want, want], rtol=1e-5)
+
+
+@pytest.mark.parametrize("exact", [True, False])
+def test_torch_backend_equals_numpy_backend(data, exact):
+    """The GPU steps (torch pyramid, gather, normalisation, sorted projections), run on the CPU, give the numpy
+    backend's descriptors and distances."""
+    images, _, _ = data
+    sets = {}
+    for backend in ("numpy", "torch"):
+        rng = swd.make_rng(7, reference=exact)
+        sets[backend] = []
+        for stream, name in (("reals", "set_a_64"), ("fakes", "set_b_64")):
+            target = swd.DescriptorSet(64, rng, stream, "cpu", backend=backend)
+            for batch in batches(images[name][:12], 5):
+                target.feed(batch)
+            sets[backend].append(target.finish())
+    for level_numpy, level_torch in zip(sets["numpy"][0] + sets["numpy"][1], sets["torch"][0] + sets["torch"][1],
+                                        strict=True):
+        np.testing.assert_allclose(level_torch.numpy(), level_numpy.numpy(), rtol=1e-4, atol=2e-4 if not exact else 1e-5)
+    rng = swd.ReferenceRng(3)
+    directions = [rng.directions() for _ in range(swd.DIRECTION_REPEATS)]
+    real, fake = sets["numpy"][0][0], sets["numpy"][1][0]
+    np.testing.assert_allclose(swd.distance.torch_sliced_wasserstein(real, fake, directions),
+                               swd.sliced_wasserstein(real, fake, directions), rtol=1e-5)
+    with pytest.raises(ValueError, match="cannot run"):
+        swd.DescriptorSet(64, rng, "reals", "meta", backend="numpy")

@@ -47,7 +47,8 @@ def _numpy_sliced_wasserstein(a: np.ndarray, b: np.ndarray, directions: Sequence
     return float(np.mean(per_repeat))
 
 
-def _torch_sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, directions: Sequence[np.ndarray]) -> float:
+def torch_sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, directions: Sequence[np.ndarray]) -> float:
+    """The GPU formulation: per repeat one [M, 128] projection, sorted along the patches."""
     per_repeat = []
     for matrix in directions:
         matrix = torch.from_numpy(matrix).to(a.device)
@@ -65,7 +66,7 @@ def sliced_wasserstein(a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarra
         raise PgmetricsError(f"SWD needs equally many descriptors in both sets, got {a.shape[0]} and {b.shape[0]}"
                              " (use the same number of real and fake images)")
     if isinstance(a, torch.Tensor) and a.device.type != "cpu":
-        return _torch_sliced_wasserstein(a, b.to(a.device), directions)
+        return torch_sliced_wasserstein(a, b.to(a.device), directions)
     return _numpy_sliced_wasserstein(as_array(a), as_array(b), directions)
 
 

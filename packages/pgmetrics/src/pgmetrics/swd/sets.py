@@ -21,16 +21,23 @@ from pgmetrics.swd.torch_path import (
 
 
 class DescriptorSet:
-    """Descriptors of one image set, fed minibatch by minibatch (the official API's feed/end, one pass)."""
+    """Descriptors of one image set, fed minibatch by minibatch (the official API's feed/end, one pass).
 
-    def __init__(self, resolution: int, rng: ReferenceRng | FastRng, stream: str, device: torch.device | str):
+    `backend`: "numpy" (threads and compiled kernels; the default on the CPU) or "torch" (the default on a GPU;
+    also runs on the CPU, which is how the GPU steps are tested without one)."""
+
+    def __init__(self, resolution: int, rng: ReferenceRng | FastRng, stream: str, device: torch.device | str,
+                 backend: str | None = None):
         self.sizes = swd_resolutions(resolution)
         self.resolution = resolution
         self.rng = rng
         self.stream = stream
         self.device = torch.device(device)
+        self.backend = backend or ("numpy" if self.device.type == "cpu" else "torch")
+        if self.backend not in ("numpy", "torch") or (self.backend == "numpy" and self.device.type != "cpu"):
+            raise ValueError(f"SWD backend {self.backend!r} cannot run on {self.device}")
         self.parts: list[list] = [[] for _ in self.sizes]
-        self.stats = np.zeros((len(self.sizes), 2, DESCRIPTOR_SIZE))  # CPU: descriptor_stats per level
+        self.stats = np.zeros((len(self.sizes), 2, DESCRIPTOR_SIZE))  # numpy backend: descriptor_stats per level
         self.num_images = 0
 
     def feed(self, images: np.ndarray | torch.Tensor) -> None:
@@ -38,7 +45,7 @@ class DescriptorSet:
         if c != CHANNELS or h != self.resolution or w != self.resolution:
             raise PgmetricsError(f"SWD expects {CHANNELS}x{self.resolution}x{self.resolution} images, "
                                  f"got {c}x{h}x{w}")
-        if self.device.type == "cpu":
+        if self.backend == "numpy":
             positions = [self.rng.positions(n * PATCHES_PER_IMAGE, size, self.stream) for size in self.sizes]
             pieces, stats = threaded_batch_descriptors(as_array(images), self.sizes, positions, self.rng.exact)
             for index, level_pieces in enumerate(pieces):
@@ -46,15 +53,11 @@ class DescriptorSet:
             self.stats += stats
             self.num_images += n
             return
-        else:
-            levels = torch_laplacian_pyramid(torch.as_tensor(images).to(self.device), len(self.sizes),
-                                             exact=self.rng.exact)
-
-            def gather(level, x, y):
-                return torch_gather_descriptors(level, torch.from_numpy(x), torch.from_numpy(y))
+        levels = torch_laplacian_pyramid(torch.as_tensor(images).to(self.device), len(self.sizes),
+                                         exact=self.rng.exact)
         for index, (level, size) in enumerate(zip(levels, self.sizes, strict=True)):
             x, y = self.rng.positions(n * PATCHES_PER_IMAGE, size, self.stream)
-            self.parts[index].append(gather(level, x, y))
+            self.parts[index].append(torch_gather_descriptors(level, torch.from_numpy(x), torch.from_numpy(y)))
         self.num_images += n
 
     def finish(self) -> list[torch.Tensor]:
@@ -64,7 +67,7 @@ class DescriptorSet:
         out = []
         for index in range(len(self.sizes)):
             parts, self.parts[index] = self.parts[index], []
-            if self.device.type == "cpu":
+            if self.backend == "numpy":
                 out.append(torch.from_numpy(normalize_parts(parts, self.stats[index])))
             else:
                 out.append(torch_normalize_descriptors(torch.cat(parts)))
