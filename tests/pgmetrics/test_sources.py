@@ -1,4 +1,4 @@
-"""SnapshotSource: generated images come from Gs at the snapshot's stored lod (as the official tools run Gs)."""
+"""Image sources: snapshots generate at the stored lod (as the official tools run Gs); original datasets."""
 
 from __future__ import annotations
 
@@ -52,3 +52,36 @@ def test_snapshot_without_a_stored_lod_generates_at_full_resolution(tmp_path):
     source = SnapshotSource(path, seed=0)
     assert source.lod == 0.0
     np.testing.assert_array_equal(_all(source, 3, 3), _expected(Gs, 3, 0, 0.0))
+
+
+def test_original_tfrecords_and_legacy_hdf5_sources(tmp_path):
+    """The original datasets through pgdata's readers: every resolution's images in order, fingerprints that
+    follow the content and the resolution, and a clear error for a resolution the dataset lacks."""
+    from pgdata.errors import PgdataError
+    from tests.conftest import require_fixture
+    from tests.pgdata.test_tfrecords_reader import random_levels, write_tfrecords_dataset
+
+    levels = random_levels(5, 3, 16, seed=4)
+    folder = write_tfrecords_dataset(tmp_path / "tf", levels)
+    for resolution in (4, 16):
+        source = open_source(folder, resolution=resolution)
+        assert (source.num_images, source.channels, source.resolution) == (5, 3, resolution)
+        np.testing.assert_array_equal(_all(source, 2, 5), levels[resolution])
+    assert open_source(folder).resolution == 16  # default: the full resolution
+    fingerprints = {open_source(folder, resolution=r).fingerprint() for r in (8, 16)}
+    assert len(fingerprints) == 2
+    before = open_source(folder, resolution=16).fingerprint()
+    other = random_levels(5, 3, 16, seed=5)
+    write_tfrecords_dataset(tmp_path / "tf", other)
+    assert open_source(folder, resolution=16).fingerprint() != before
+    with pytest.raises(PgdataError, match="no 32x32 images"):  # the CLI prints it as one line
+        open_source(folder, resolution=32)
+
+    hdf5 = require_fixture("dataset_tool", "hdf5", "legacy-rgb.h5")
+    source = open_source(hdf5)
+    h5py = pytest.importorskip("h5py")
+    with h5py.File(hdf5, "r") as file:
+        key = max((k for k in file if k.startswith("data")), key=lambda k: file[k].shape[-1])
+        want = file[key][:]
+    assert source.resolution == want.shape[-1] and source.num_images == len(want)
+    np.testing.assert_array_equal(_all(source, 3, len(want)), want)
