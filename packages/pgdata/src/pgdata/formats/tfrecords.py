@@ -7,8 +7,9 @@ tf.train.Example with the features `shape` (int64 C, H, W) and `data` (bytes, ui
 writes the two features in a varying order, so the decoder reads the map, not fixed offsets.
 
 TFRecord framing: uint64 LE length, masked CRC32C of the 8 length bytes, the record, masked CRC32C of the
-record. Both CRCs are checked (CRC32C computed by a numpy table implementation below, vectorised across
-records and across lanes of one record; no extra dependency). Random access uses a per-file offset index built on first use by one
+record. Both CRCs are checked: record payloads by google-crc32c (hardware CRC32C, 4-6 GB/s measured against
+0.3-0.4 GB/s for numpy), the 8-byte length fields and everything when that package is missing by the numpy
+table implementation below (vectorised across records and across lanes of one record). Random access uses a per-file offset index built on first use by one
 scan of the framing (no decoding) and kept in memory.
 """
 
@@ -135,12 +136,29 @@ def _raw_crc_rows(rows: np.ndarray) -> np.ndarray:
     return crc
 
 
+def _hardware_crc32c():
+    """google_crc32c's value() when its compiled implementation is installed, else None."""
+    try:
+        import google_crc32c
+    except ImportError:
+        return None
+    return google_crc32c.value if google_crc32c.implementation == "c" else None
+
+
+_HARDWARE_CRC32C = _hardware_crc32c()
+# Row length from which one library call per row beats the vectorised numpy code (~0.25 us per call).
+_HARDWARE_MIN_LENGTH = 256
+
+
 def crc32c_rows(rows: np.ndarray) -> np.ndarray:
     """CRC32C of each row of a uint8 [B, n] array -> uint32 [B].
 
     The 0xFFFFFFFF initial register contributes, by linearity, n zero-byte shifts of itself.
     """
     rows = np.asarray(rows, dtype=np.uint8)
+    if _HARDWARE_CRC32C is not None and rows.shape[-1] >= _HARDWARE_MIN_LENGTH:
+        return np.fromiter((_HARDWARE_CRC32C(row.tobytes()) for row in rows.reshape(-1, rows.shape[-1])),
+                           dtype=np.uint32, count=rows.size // rows.shape[-1]).reshape(rows.shape[:-1])
     if rows.size <= _SMALL:  # a few short records: plain Python beats dozens of tiny numpy calls
         return np.array([_crc32c_bytewise(row.tobytes()) for row in rows], dtype=np.uint32).reshape(len(rows))
     init = _apply(_zeros_operator(rows.shape[1]), np.array([0xFFFFFFFF], dtype=np.uint32))
