@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-slow test-all check lint bench reproduce-celebahq clean
+.PHONY: install demo test test-slow test-all check lint bench bench-data bench-metrics reproduce-celebahq clean
 
 $(BIN)/pgdata: packages/pgdata/pyproject.toml packages/pgtrain/pyproject.toml packages/pgmetrics/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,8 +33,13 @@ lint: install
 
 check: lint test
 
-bench: install
+bench: bench-data bench-metrics
+
+bench-data: install
 	$(BIN)/python tools/bench_pgdata.py
+
+bench-metrics: install
+	$(BIN)/python tools/bench_metrics.py
 
 CELEBA ?=
 DELTAS ?=
