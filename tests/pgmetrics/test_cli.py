@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from pgdata.progress import format_time
 from pgmetrics import cli
-from pgmetrics.evaluate import RealStream, count_label, format_time, header_lines, row_line
+from pgmetrics.evaluate import RealStream, count_label, header_lines, row_line
 from pgmetrics.sources import ImageSource
 from tests.conftest import require_fixture
 

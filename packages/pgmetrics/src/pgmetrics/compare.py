@@ -77,6 +77,46 @@ def progress(total: int | None, description: str, quiet: bool):
     return progress_bar(total, description, unit="img", quiet=quiet)
 
 
+class SetPass:
+    """What one pass over a set collects from each uint8 RGB minibatch: SWD descriptors, Inception pool_3 and
+    logits, MS-SSIM pair sums (each only when asked for)."""
+
+    def __init__(self, swd_set: swd.DescriptorSet | None, network: inception.InceptionV3TF | None,
+                 msssim_device: torch.device | None):
+        self.swd_set, self.network, self.msssim_device = swd_set, network, msssim_device
+        self.pool: list[np.ndarray] = []
+        self.logits: list[np.ndarray] = []
+        self.msssim_sum, self.msssim_pairs, self.count = 0.0, 0, 0
+
+    def run(self, source: ImageSource, batch_size: int, start: int, num: int, resolution: int, resize: bool,
+            label: str, quiet: bool) -> SetPass:
+        with progress(num, label, quiet) as bar:
+            for batch in source.iter_batches(batch_size, start, start + num):
+                self.feed(to_rgb(batch, resolution, resize))
+                bar.update(len(batch))
+        if self.count < num:
+            where = f" from index {start}" if start else ""
+            raise PgmetricsError(f"has only {self.count} images{where}, {num} needed", source.name)
+        return self
+
+    def feed(self, batch: np.ndarray) -> None:
+        self.count += len(batch)
+        if self.swd_set is not None:
+            self.swd_set.feed(batch)
+        if self.network is not None:
+            pool, logits = inception.extract_features(self.network, batch)
+            self.pool.append(pool)
+            self.logits.append(logits)
+        if self.msssim_device is not None:
+            value, pairs = ms_ssim.ms_ssim_of_batches([batch], self.msssim_device)
+            self.msssim_sum += value * pairs
+            self.msssim_pairs += pairs
+
+    @property
+    def msssim(self) -> float:
+        return self.msssim_sum / self.msssim_pairs
+
+
 class Evaluator:
     """Real-set statistics for the requested metrics, then `score(fake)` per generated set."""
 
@@ -145,41 +185,22 @@ class Evaluator:
         feed_msssim = "msssim" in self.metrics and (self.settings.msssim_reals or self.settings.score_reals)
         if feed_swd or feed_features or feed_msssim:
             started = time.time()
-            swd_set = swd.DescriptorSet(self.resolution, self.rng, "reals", self.device) if feed_swd else None
-            features, logits, pairs_total, pairs = [], [], 0.0, 0
-            with progress(self.num, "reals", self.settings.quiet) as bar:
-                for batch in self.real.iter_batches(self.batch_size, 0, self.num):
-                    batch = to_rgb(batch, self.resolution, False)
-                    if swd_set is not None:
-                        swd_set.feed(batch)
-                    if feed_features:
-                        pool, logit = inception.extract_features(self.network, batch)
-                        features.append(pool)
-                        logits.append(logit)
-                    if feed_msssim:
-                        value, count = ms_ssim.ms_ssim_of_batches([batch], self.device)
-                        pairs_total += value * count
-                        pairs += count
-                    bar.update(len(batch))
-            if swd_set is not None:
-                if swd_set.num_images < self.num:
-                    raise PgmetricsError(f"has only {swd_set.num_images} images, {self.num} needed", self.real.name)
-                self.real_descriptors = swd_set.finish()
+            collected = SetPass(swd.DescriptorSet(self.resolution, self.rng, "reals", self.device) if feed_swd else None,
+                                self.network if feed_features else None, self.device if feed_msssim else None)
+            collected.run(self.real, self.batch_size, 0, self.num, self.resolution, False, "reals",
+                          self.settings.quiet)
+            if feed_swd:
+                self.real_descriptors = collected.swd_set.finish()
                 if keys:
                     cache.save(keys["swd"], {f"level{i}": d.cpu().numpy()
                                              for i, d in enumerate(self.real_descriptors)})
             if feed_features:
-                if sum(len(f) for f in features) < self.num:
-                    raise PgmetricsError(f"has only {sum(len(f) for f in features)} images, {self.num} needed",
-                                         self.real.name)
-                self.real_features, self.real_logits = np.concatenate(features), np.concatenate(logits)
+                self.real_features, self.real_logits = np.concatenate(collected.pool), np.concatenate(collected.logits)
                 if keys:
                     cache.save(keys["inception"], {"pool_3": self.real_features,
                                                    "logits_unbiased": self.real_logits})
             if feed_msssim:
-                if pairs * 2 < self.num:
-                    raise PgmetricsError(f"has only {pairs * 2} images, {self.num} needed", self.real.name)
-                self.real_msssim = pairs_total / pairs
+                self.real_msssim = collected.msssim
             self.timings["reals_s"] = round(time.time() - started, 3)
         if need_swd:
             self.rng.end_pass(len(swd.swd_resolutions(self.resolution)))
@@ -196,41 +217,25 @@ class Evaluator:
             raise PgmetricsError(f"images are {fake.resolution}x{fake.resolution}, the real set's are "
                                  f"{self.resolution}x{self.resolution} (pass --resize to resize them)", fake.name)
         started = time.time()
-        swd_set = swd.DescriptorSet(self.resolution, rng, "fakes", self.device) if "swd" in self.metrics else None
         need_inception = bool(INCEPTION_METRICS & set(self.metrics))
-        pool, logits = [], []
-        msssim_sum, msssim_pairs, count = 0.0, 0, 0
-        with progress(self.num, label, settings.quiet) as bar:
-            for batch in fake.iter_batches(self.batch_size, start, start + self.num):
-                batch = to_rgb(batch, self.resolution, settings.resize)
-                count += len(batch)
-                if swd_set is not None:
-                    swd_set.feed(batch)
-                if need_inception:
-                    p, lg = inception.extract_features(self.network, batch)
-                    pool.append(p)
-                    logits.append(lg)
-                if "msssim" in self.metrics:
-                    value, pairs = ms_ssim.ms_ssim_of_batches([batch], self.device)
-                    msssim_sum += value * pairs
-                    msssim_pairs += pairs
-                bar.update(len(batch))
-        if count < self.num:
-            raise PgmetricsError(f"has only {count - 0} images from index {start}, {self.num} needed", fake.name)
+        collected = SetPass(
+            swd.DescriptorSet(self.resolution, rng, "fakes", self.device) if "swd" in self.metrics else None,
+            self.network if need_inception else None, self.device if "msssim" in self.metrics else None,
+        ).run(fake, self.batch_size, start, self.num, self.resolution, settings.resize, label, settings.quiet)
         out: dict[str, float] = {}
-        if swd_set is not None:
-            distances = swd.swd_levels(self.real_descriptors, swd_set.finish(), rng)
+        if collected.swd_set is not None:
+            distances = swd.swd_levels(self.real_descriptors, collected.swd_set.finish(), rng)
             out.update(swd.swd_metrics(distances, self.resolution))
         if "msssim" in self.metrics:
-            out["MS-SSIM"] = msssim_sum / msssim_pairs
+            out["MS-SSIM"] = collected.msssim
             if self.real_msssim is not None:
                 out["MS-SSIM_reals"] = self.real_msssim
         if need_inception:
-            pool_all = np.concatenate(pool)
+            pool_all = np.concatenate(collected.pool)
             if "fid" in self.metrics:
                 out["FID"] = fid.fid_from_features(self.real_features, pool_all)
             if "is" in self.metrics:
-                out["IS_mean"], out["IS_std"] = inception_score.inception_score(np.concatenate(logits),
+                out["IS_mean"], out["IS_std"] = inception_score.inception_score(np.concatenate(collected.logits),
                                                                                 settings.is_splits)
             if "kid" in self.metrics:
                 out["KID_mean"], out["KID_std"] = kid.kid_from_features(

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pgdata.progress import format_time
 from pgmetrics import fid, inception_score, kid, swd
 from pgmetrics.compare import Evaluator, Settings, choose_num, format_value
 from pgmetrics.errors import PgmetricsError
@@ -29,18 +30,6 @@ from pgmetrics.plot import plot_series
 from pgmetrics.sources import ImageSource, SnapshotSource, open_source, read_run_config
 
 SNAPSHOT_PATTERN = re.compile(r"network-snapshot-(\d+)\.pt$")
-
-
-def format_time(seconds: float) -> str:
-    """The official misc.format_time."""
-    s = int(np.rint(seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m {s % 60:02d}s"
-    if s < 86400:
-        return f"{s // 3600}h {(s // 60) % 60:02d}m {s % 60:02d}s"
-    return f"{s // 86400}d {(s // 3600) % 24:02d}h {(s // 60) % 60:02d}m"
 
 
 def count_label(num: int) -> str:

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from pgdata.formats.base import DatasetReader
+from pgdata.progress import format_time
 from pgtrain import distributed
 from pgtrain.checkpoint import build_networks, load_snapshot, save_snapshot
 from pgtrain.config import TrainingConfig, config_from_dict, config_to_json
@@ -39,7 +40,7 @@ from pgtrain.grids import choose_grid_indices, grid_shape, save_image_grid
 from pgtrain.loss import discriminator_loss, generator_loss
 from pgtrain.networks import Discriminator, Generator
 from pgtrain.precision import LossScale, autocast, check_precision
-from pgtrain.run_dir import DONE_NAME, FINAL_NAME, LogTee, fakes_name, format_time, snapshot_name
+from pgtrain.run_dir import DONE_NAME, FINAL_NAME, LogTee, fakes_name, snapshot_name
 from pgtrain.schedule import SchedulePoint, lod_level_changed, schedule_at
 
 

@@ -65,18 +65,6 @@ def locate_resume(path: str | Path) -> Path:
     raise PgtrainError(f"{path}: no such file or directory")
 
 
-def format_time(seconds: float) -> str:
-    """'12s', '3m 05s', '2h 03m 04s', '1d 02h 03m' as the official misc.format_time."""
-    s = int(round(seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m {s % 60:02d}s"
-    if s < 86400:
-        return f"{s // 3600}h {(s // 60) % 60:02d}m {s % 60:02d}s"
-    return f"{s // 86400}d {(s // 3600) % 24:02d}h {(s // 60) % 60:02d}m"
-
-
 class LogTee:
     """Writes to a stream and appends to log.txt (the official run directory keeps a copy of stdout)."""
 
