@@ -54,6 +54,25 @@ def test_compare_reference_rng_reproduces_official_json(sets, monkeypatch, capsy
     assert "from the cache" in err
 
 
+def test_compare_after_the_official_warmup(sets, monkeypatch, capsys):
+    """--swd-official-warmup reproduces a warmed-up official run, also from the cache (keyed by the flag)."""
+    folder, _ = sets
+    expected = json.loads(require_fixture("metrics", "expected.json").read_text())
+    want = expected["swd_api"]["runs"]["a64_vs_b64_mb16_with_warmup"]["fakes"]
+    out_json = folder / "warm.json"
+    for _ in range(2):
+        code, _, err = run(monkeypatch, capsys, "compare", folder / "a.npy", folder / "b.npz", "--metrics", "swd",
+                           "--swd-reference-rng", "--swd-official-warmup", "--seed", 1000, "--minibatch", 16,
+                           "--json", out_json, "--quiet")
+        assert code == 0, err
+        result = json.loads(out_json.read_text())
+        np.testing.assert_allclose(list(result["metrics"].values()), want, rtol=5e-5)
+        assert result["settings"]["swd_official_warmup"] is True
+    code, _, err = run(monkeypatch, capsys, "compare", folder / "a.npy", folder / "b.npz", "--metrics", "swd",
+                       "--swd-official-warmup", "--quiet")
+    assert code != 0 and "only applies with --swd-reference-rng" in err and len(err.strip().splitlines()) == 1
+
+
 def test_folder_and_grey_sources(sets, monkeypatch, capsys):
     folder, images = sets
     pictures = folder / "pictures"

@@ -168,6 +168,19 @@ def test_reference_rng_all_runs_and_seeds(data, run_name):
     _check_run(data, run_name)
 
 
+def test_reference_rng_after_the_official_warmup(data):
+    """evaluate_metrics' noise warm-up (10 minibatches, then end('warmup')) consumed before the reals."""
+    images, _, expected = data
+    run = expected["swd_api"]["runs"]["a64_vs_b64_mb16_with_warmup"]  # "fakes" holds the values here
+    real, fake, minibatch = images[run["reals"]], images["set_b_64"], run["minibatch"]
+    result = swd.compute_swd(batches(real, minibatch), batches(fake, minibatch), real.shape[-1], seed=run["seed"],
+                             reference_rng=True, official_warmup=minibatch)
+    np.testing.assert_allclose(list(result.metrics.values()), run["fakes"], rtol=5e-5)
+    plain = swd.compute_swd(batches(real, minibatch), batches(fake, minibatch), real.shape[-1], seed=run["seed"],
+                            reference_rng=True)
+    assert not np.allclose(list(plain.metrics.values()), run["fakes"], rtol=5e-5)
+
+
 def test_cached_real_descriptors_replay_the_stream(data, kernels):
     images, _, expected = data
     run = expected["swd_api"]["runs"]["a64_vs_b64_mb16"]

@@ -39,6 +39,10 @@ def compare(
     swd_reference_rng: bool = typer.Option(False, "--swd-reference-rng",
                                            help="Draw SWD's randomness from numpy RandomState(seed) in the "
                                                 "official order: reproduces the official numbers."),
+    swd_official_warmup: bool = typer.Option(False, "--swd-official-warmup",
+                                             help="With --swd-reference-rng: first consume the draws of the official "
+                                                  "evaluate_metrics' noise warm-up (10 minibatches), as a warmed-up "
+                                                  "official run does."),
     minibatch: int = typer.Option(None, "--minibatch", help="Feed size (reference SWD default: clip(8192//H,4,256))."),
     resize: bool = typer.Option(False, "--resize", help="Resize FAKE to the real resolution when they differ."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N."),
@@ -60,6 +64,7 @@ def compare(
 
     settings = _settings(metrics, num, seed, swd_reference_rng, minibatch, resize, device, inception_weights,
                          is_splits, kid_subsets, kid_subset_size, msssim_reals, no_cache, quiet)
+    settings.swd_official_warmup = swd_official_warmup
     real_source = open_source(real)
     fake_source = open_source(fake, seed=seed, labels=None)
     result = comparing.compare(real_source, fake_source, settings)

@@ -31,6 +31,7 @@ class Settings:
     num: int | None = None
     seed: int = 0
     swd_reference_rng: bool = False
+    swd_official_warmup: bool = False  # reference mode: evaluate_metrics' noise warm-up draws come first
     minibatch: int | None = None
     resize: bool = False
     device: str = "auto"
@@ -139,6 +140,10 @@ class Evaluator:
         if INCEPTION_METRICS & set(self.metrics):
             self.network, self.weights_sha = inception.load_inception(settings.inception_weights, self.device)
         self.rng = swd.make_rng(settings.seed, settings.swd_reference_rng)
+        if settings.swd_official_warmup and "swd" in self.metrics:
+            if not settings.swd_reference_rng:
+                raise PgmetricsError("--swd-official-warmup only applies with --swd-reference-rng")
+            self.rng.official_warmup(self.batch_size, swd.swd_resolutions(self.resolution))
         self.real_features: np.ndarray | None = None
         self.real_logits: np.ndarray | None = None
         self.real_descriptors: list[torch.Tensor] | None = None
@@ -154,6 +159,7 @@ class Evaluator:
             "inception": cache.cache_key("inception", fingerprint, {**base, "weights": self.weights_sha}),
             "swd": cache.cache_key("swd", fingerprint, {
                 **base, "seed": self.settings.seed, "reference_rng": self.settings.swd_reference_rng,
+                "official_warmup": self.settings.swd_official_warmup,
                 "minibatch": self.batch_size if self.settings.swd_reference_rng else None}),
         }
 
@@ -278,6 +284,7 @@ def compare(real: ImageSource, fake: ImageSource, settings: Settings) -> dict:
         "real": real.describe(),
         "fake": fake.describe(),
         "settings": {"seed": settings.seed, "swd_reference_rng": settings.swd_reference_rng,
+                     "swd_official_warmup": settings.swd_official_warmup,
                      "minibatch": evaluator.batch_size, "device": str(evaluator.device),
                      "inception_weights_sha256": evaluator.weights_sha, "is_splits": settings.is_splits,
                      "kid_subsets": settings.kid_subsets, "kid_subset_size": settings.kid_subset_size},

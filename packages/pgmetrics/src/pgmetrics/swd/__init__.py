@@ -93,15 +93,20 @@ def feed_all(target: DescriptorSet, batches: Iterable[np.ndarray], progress=None
 def compute_swd(real_batches: Iterable[np.ndarray] | None, fake_batches: Iterable[np.ndarray], resolution: int, *,
                 seed: int = 0, reference_rng: bool = False, device: torch.device | str = "cpu",
                 real_descriptors: list[torch.Tensor] | None = None, real_batch_sizes: Sequence[int] = (),
-                progress=None) -> SwdResult:
+                official_warmup: int | None = None, progress=None) -> SwdResult:
     """SWD of a fake set against a real set, fed in the given minibatches (reals first, as the official run).
 
     With `real_descriptors` (a cache hit) the reals are not fed again; in reference mode their position draws
-    are replayed from `real_batch_sizes` so the fakes see the same random stream.
+    are replayed from `real_batch_sizes` so the fakes see the same random stream. `official_warmup` (reference
+    mode): the minibatch size of evaluate_metrics' noise warm-up, whose draws come first.
     """
     device = torch.device(device)
     rng = make_rng(seed, reference_rng)
     sizes = swd_resolutions(resolution)
+    if official_warmup:
+        if not reference_rng:
+            raise ValueError("the official warm-up only changes the reference random stream")
+        rng.official_warmup(official_warmup, sizes)
     if real_descriptors is None:
         if real_batches is None:
             raise ValueError("either real_batches or real_descriptors")

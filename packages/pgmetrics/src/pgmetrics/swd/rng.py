@@ -5,7 +5,16 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from pgmetrics.swd.constants import DESCRIPTOR_SIZE, DIRECTION_REPEATS, DIRECTIONS_PER_REPEAT, PATCH_RADIUS
+from pgmetrics.swd.constants import (
+    CHANNELS,
+    DESCRIPTOR_SIZE,
+    DIRECTION_REPEATS,
+    DIRECTIONS_PER_REPEAT,
+    PATCH_RADIUS,
+    PATCHES_PER_IMAGE,
+)
+
+WARMUP_MINIBATCHES = 10  # the official evaluate_metrics feeds this many noise minibatches first
 
 
 def _unit_directions(gaussian: np.ndarray) -> np.ndarray:
@@ -33,6 +42,16 @@ class ReferenceRng:
         """The official `end` of a reals pass draws (and wastes) 4 direction matrices per level."""
         for _ in range(num_levels * DIRECTION_REPEATS):
             self.state.randn(DESCRIPTOR_SIZE, DIRECTIONS_PER_REPEAT)
+
+    def official_warmup(self, minibatch: int, sizes: list[int]) -> None:
+        """The draws of util_scripts.evaluate_metrics' warm-up before the reals: 10 minibatches of uint8 noise
+        images, each fed (positions per level), then `end('warmup')`. Only the random stream matters: its
+        values are never reported."""
+        for _ in range(WARMUP_MINIBATCHES):
+            self.state.randint(0, 256, size=[minibatch, CHANNELS, sizes[0], sizes[0]], dtype=np.uint8)
+            for size in sizes:
+                self.positions(minibatch * PATCHES_PER_IMAGE, size, "warmup")
+        self.end_pass(len(sizes))
 
 
 class FastRng:
