@@ -6,33 +6,12 @@
  * the column statistics for the normalisation come along, so the descriptors cost about as much as reading
  * the images (tools/bench_metrics.py).
  */
+#include <stddef.h>
 #include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
 
 #define PATCH 7
 #define RADIUS 3
 #define WINDOW 6 /* coarse rows (or columns) under a 7-wide fine patch */
-
-/* weights[parity][a][s] (x 8): pyr_up along one axis at fine offset a of a patch whose first fine index
- * has this parity, over the 6 coarse samples from (first >> 1) - 1: even fine positions take [1, 6, 1]
- * around half their index, odd ones [4, 4] from half their index. */
-static void up_weights(double weights[2][PATCH][WINDOW]) {
-    memset(weights, 0, sizeof(double) * 2 * PATCH * WINDOW);
-    for (int parity = 0; parity < 2; parity++) {
-        for (int a = 0; a < PATCH; a++) {
-            const int row = parity + a, half = row >> 1;
-            if ((row & 1) == 0) {
-                weights[parity][a][half] = 1.0;
-                weights[parity][a][half + 1] = 6.0;
-                weights[parity][a][half + 2] = 1.0;
-            } else {
-                weights[parity][a][half + 1] = 4.0;
-                weights[parity][a][half + 2] = 4.0;
-            }
-        }
-    }
-}
 
 /* The official borders of pyr_up on the coarse level: coarse[-1] = coarse[1], coarse[size] = coarse[size-1]
  * (scipy's mirror border on the zero-inserted array). */
@@ -48,16 +27,16 @@ static inline int coarse_index(int index, int size) {
  * fixed-size products (rows x window x columns^T) in double: the products of these integer weights and
  * float32 values, and their sums, are exact as in scipy's double convolution, so the order does not matter;
  * the result is rounded to float32 before the float32 subtraction, as the official code stores its levels.
+ * `weights` is [2 (parity of the patch's first fine row or column)][7 (fine offset)][6 (coarse sample from
+ * (first >> 1) - 1)], x 8: pgmetrics.swd.descriptors' _UP_MATRICES, the one definition both paths use.
  * Column sums and sums of squares of the written descriptors are added (double) to sums[0 .. 146] and
  * squares[0 .. 146] for the normalisation. */
 void pg_patch_descriptors(const void *fine, int fine_is_uint8, const float *coarse, int channels, int size,
-                          const int64_t *x, const int64_t *y, int64_t count, int per_image, float *out,
-                          double *sums, double *squares) {
+                          const int64_t *x, const int64_t *y, int64_t count, int per_image,
+                          const double weights[2][PATCH][WINDOW], float *out, double *sums, double *squares) {
     const int coarse_size = size / 2;
     const int64_t plane = (int64_t)size * size, coarse_plane = (int64_t)coarse_size * coarse_size;
     const int width = channels * PATCH * PATCH;
-    double weights[2][PATCH][WINDOW];
-    up_weights(weights);
     for (int64_t k = 0; k < count; k++) {
         const int64_t image = k / per_image;
         const int left = (int)x[k] - RADIUS, top = (int)y[k] - RADIUS;

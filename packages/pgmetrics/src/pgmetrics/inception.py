@@ -261,7 +261,7 @@ def build_inception(state_dict: Mapping[str, torch.Tensor | np.ndarray], device:
                     fold: bool = True) -> InceptionV3TF:
     """The network with the given weights (the conversion's key layout), eval mode, no gradients.
 
-    `fold` (ours) folds batch norm into the convolutions and keeps activations channels-last (measured 1.4x
+    `fold` (ours) folds batch norm into the convolutions and keeps activations channels-last (measured 1.5-1.8x
     on the CPU, tools/bench_metrics.py; cuDNN's tensor-core kernels also prefer NHWC); without it the network
     is the plain eager float32 one, the benchmark's baseline."""
     network = InceptionV3TF()

@@ -19,7 +19,7 @@ _state: dict = {}
 
 def _declare(lib: ctypes.CDLL) -> None:
     p, i = ctypes.c_void_p, ctypes.c_int
-    lib.pg_patch_descriptors.argtypes = [p, i, p, i, i, p, p, ctypes.c_int64, i, p, p, p]
+    lib.pg_patch_descriptors.argtypes = [p, i, p, i, i, p, p, ctypes.c_int64, i, p, p, p, p]
     lib.pg_patch_descriptors.restype = None
     lib.pg_normalize.argtypes = [p, ctypes.c_int64, i, p, p, p]
     lib.pg_normalize.restype = None
@@ -32,10 +32,11 @@ def library() -> ctypes.CDLL | None:
 
 
 def patch_descriptors(fine: np.ndarray, coarse: np.ndarray | None, x: np.ndarray, y: np.ndarray,
-                      stats: np.ndarray) -> np.ndarray:
+                      stats: np.ndarray, up_weights: np.ndarray) -> np.ndarray:
     """[K, C*49] descriptors of the Laplacian level fine - pyr_up(coarse) (or of `fine` itself when `coarse` is
     None) at patch centres (x, y), patch k in image k // 128; `fine` float32 or uint8. Adds column sums and
-    sums of squares to stats[0] and stats[1] (float64 [2, C*49]). Needs library()."""
+    sums of squares to stats[0] and stats[1] (float64 [2, C*49]). `up_weights`: pyr_up's [2, 7, 6] patch
+    weights (x 8). Needs library()."""
     from pgmetrics.swd import PATCH_SIZE, PATCHES_PER_IMAGE
 
     fine = np.ascontiguousarray(fine, dtype=np.uint8 if fine.dtype == np.uint8 else np.float32)
@@ -47,15 +48,20 @@ def patch_descriptors(fine: np.ndarray, coarse: np.ndarray | None, x: np.ndarray
     x = np.ascontiguousarray(x, dtype=np.int64)
     y = np.ascontiguousarray(y, dtype=np.int64)
     count = x.shape[0]
-    if count > n * PATCHES_PER_IMAGE or y.shape != x.shape or stats.shape != (2, channels * PATCH_SIZE ** 2):
+    if count > n * PATCHES_PER_IMAGE or y.shape != x.shape or stats.shape != (2, channels * PATCH_SIZE ** 2) \
+            or stats.dtype != np.float64 or not stats.flags.c_contiguous:
         raise ValueError("positions or stats do not match the level")
+    up_weights = np.ascontiguousarray(up_weights, dtype=np.float64)
+    if up_weights.shape != (2, PATCH_SIZE, PATCH_SIZE - 1):
+        raise ValueError(f"pyr_up patch weights must be [2, 7, 6], got {up_weights.shape}")
     low, high = PATCH_SIZE // 2, size - PATCH_SIZE // 2
     if count and (x.min() < low or y.min() < low or x.max() >= high or y.max() >= high):
         raise ValueError("patch centres outside the level")
     out = np.empty((count, channels * PATCH_SIZE ** 2), np.float32)
-    library().pg_patch_descriptors(fine.ctypes.data, int(fine.dtype == np.uint8), None if coarse is None else coarse.ctypes.data, channels,
-                                   size, x.ctypes.data, y.ctypes.data, count, PATCHES_PER_IMAGE, out.ctypes.data,
-                                   stats[0].ctypes.data, stats[1].ctypes.data)
+    library().pg_patch_descriptors(fine.ctypes.data, int(fine.dtype == np.uint8),
+                                   None if coarse is None else coarse.ctypes.data, channels, size, x.ctypes.data,
+                                   y.ctypes.data, count, PATCHES_PER_IMAGE, up_weights.ctypes.data,
+                                   out.ctypes.data, stats[0].ctypes.data, stats[1].ctypes.data)
     return out
 
 

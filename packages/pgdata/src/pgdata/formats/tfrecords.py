@@ -157,8 +157,7 @@ def crc32c_rows(rows: np.ndarray) -> np.ndarray:
     """
     rows = np.asarray(rows, dtype=np.uint8)
     if _HARDWARE_CRC32C is not None and rows.shape[-1] >= _HARDWARE_MIN_LENGTH:
-        return np.fromiter((_HARDWARE_CRC32C(row.tobytes()) for row in rows.reshape(-1, rows.shape[-1])),
-                           dtype=np.uint32, count=rows.size // rows.shape[-1]).reshape(rows.shape[:-1])
+        return np.fromiter((_HARDWARE_CRC32C(row.tobytes()) for row in rows), dtype=np.uint32, count=len(rows))
     if rows.size <= _SMALL:  # a few short records: plain Python beats dozens of tiny numpy calls
         return np.array([_crc32c_bytewise(row.tobytes()) for row in rows], dtype=np.uint32).reshape(len(rows))
     init = _apply(_zeros_operator(rows.shape[1]), np.array([0xFFFFFFFF], dtype=np.uint32))

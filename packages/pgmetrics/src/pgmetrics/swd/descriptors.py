@@ -74,7 +74,8 @@ PATCHWISE_MIN_SIZE = 256
 
 def _up_matrices() -> np.ndarray:
     """[2, 7, 6] integer weights (x 8) of pyr_up along one axis for a 7-wide patch, by the parity of its first
-    row, over the 6 padded coarse samples starting at (first row) // 2 (see _up_axis for the borders)."""
+    row, over the 6 padded coarse samples starting at (first row) // 2 (see _up_axis for the borders); the
+    numpy and the compiled patch paths both use it."""
     out = np.zeros((2, PATCH_SIZE, 6))
     for parity in range(2):
         for a in range(PATCH_SIZE):
@@ -136,7 +137,7 @@ def batch_descriptors(images: np.ndarray, sizes: Sequence[int], positions: Seque
         coarse = gauss[level + 1] if level < len(sizes) - 1 else None
         if compiled:
             scratch = np.zeros((2, DESCRIPTOR_SIZE)) if stats is None else stats[level]
-            out.append(native.patch_descriptors(gauss[level], coarse, x, y, scratch))
+            out.append(native.patch_descriptors(gauss[level], coarse, x, y, scratch, _UP_MATRICES))
             continue
         if coarse is None:
             descriptors = gather_descriptors(gauss[level], x, y)
