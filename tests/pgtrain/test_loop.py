@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from pgtrain import loop as loop_module
+from pgtrain import training_step
 from pgtrain.checkpoint import build_networks, load_snapshot
 from pgtrain.data import ArrayReader, order_indices
 from pgtrain.loop import Trainer
@@ -87,7 +88,7 @@ def test_gs_is_updated_with_the_d_step_from_g_before_its_g_step():
     assert any(not torch.equal(a, b) for a, b in zip(before, trainer.G.parameters(), strict=True))
 
 
-def test_minibatch_repeats_are_distinct_minibatches_under_one_schedule_point():
+def test_minibatch_repeats_are_distinct_minibatches_under_one_schedule_point(monkeypatch):
     trainer = tiny_trainer(overrides=["train.total_kimg=0.032"])
     drawn, points = [], []
     next_batch = trainer.data.next_batch
@@ -95,9 +96,11 @@ def test_minibatch_repeats_are_distinct_minibatches_under_one_schedule_point():
     schedule = trainer.schedule
     trainer.schedule = lambda: points.append(schedule()) or points[-1]
     latents = []
-    make_latents = trainer._latents
-    trainer._latents = lambda n: latents.append(make_latents(n)) or latents[-1]
+    for name in ("draw_discriminator_inputs", "draw_generator_inputs"):
+        draw = getattr(loop_module, name)
+        monkeypatch.setattr(loop_module, name, lambda *a, draw=draw, **k: latents.append(draw(*a, **k)) or latents[-1])
     trainer.run()
+    latents = [draws.latents for draws in latents]
     assert len(points) == 2 and len(drawn) == 8  # schedule once per group of 4 D steps
     assert drawn == [0, 4, 8, 12, 16, 20, 24, 28]  # each D step takes the next 4 images
     assert len(latents) == 16 and len({tuple(t.flatten().tolist()) for t in latents}) == 16  # fresh latents
@@ -154,8 +157,8 @@ def test_reals_reach_d_faded_at_the_current_level(monkeypatch):
     trainer.state.cur_nimg = 32  # lod 1.5: halfway through the 8x8 fade-in
     trainer.data.position = 0
     seen = []
-    original = loop_module.discriminator_loss
-    monkeypatch.setattr(loop_module, "discriminator_loss",
+    original = training_step.discriminator_loss
+    monkeypatch.setattr(training_step, "discriminator_loss",
                         lambda D, reals, *args, **kw: seen.append((reals.clone(), args[3])) or original(D, reals, *args, **kw))
     trainer.run()
     reals, lod = seen[0]

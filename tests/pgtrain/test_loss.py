@@ -7,7 +7,14 @@ import pytest
 import torch
 
 from pgtrain.config import LossConfig
-from pgtrain.loss import discriminator_loss, generator_loss, gradient_penalty_norms, label_cross_entropy
+from pgtrain.loss import (
+    discriminator_loss,
+    generator_loss,
+    gradient_penalty_norms,
+    label_cross_entropy,
+    penalty_norm_scale,
+)
+from pgtrain.networks.layers import upscale2d
 
 
 class QuadraticD(torch.nn.Module):
@@ -115,3 +122,61 @@ def test_generator_loss():
     scores = 0.7 * fakes.square().sum(dim=(1, 2, 3)) + 0.3
     ce = -(labels * torch.log_softmax(0.7 * fakes.sum(dim=(2, 3)), 1)).sum(1)
     torch.testing.assert_close(terms.loss.double(), (-scores + ce).mean(), rtol=1e-5, atol=0)
+
+
+def _level_and_full_batch(resolution: int, level: int, channels: int, labels: int, seed: int = 3):
+    g = torch.Generator().manual_seed(seed)
+    reals = torch.rand(8, channels, level, level, generator=g, dtype=torch.float64) * 2 - 1
+    fakes = torch.rand(8, channels, level, level, generator=g, dtype=torch.float64) * 2 - 1
+    u = torch.rand(8, 1, 1, 1, generator=g, dtype=torch.float64)
+    table = torch.nn.functional.one_hot(torch.randint(labels, (8,), generator=g), labels).double() if labels \
+        else torch.zeros(8, 0, dtype=torch.float64)
+    up = lambda x: upscale2d(x, resolution // level)  # noqa: E731
+    return (reals, fakes, u, table), (up(reals), up(fakes), u, table)
+
+
+@pytest.mark.parametrize(("lod", "labels", "loss_scale"), [(1.0, 0, 1.0), (2.5, 3, 1.0), (3.0, 0, 2.0**20),
+                                                            (1.25, 2, 2.0**20)])
+def test_level_resolution_step_equals_the_official_full_resolution_step(lod, labels, loss_scale):
+    """The official feeds D full-resolution images and takes the penalty's norm there; we feed the level's images
+    and rescale the norm: the same norms, losses and D gradients (float64, so only the formulation differs)."""
+    from pgtrain.networks import Discriminator
+
+    torch.manual_seed(0)
+    D = Discriminator(3, 32, label_size=labels, fmap_base=64, fmap_max=16).double()
+    level = D.level_resolution(lod)
+    level_batch, full_batch = _level_and_full_batch(32, level, 3, labels)
+    results = []
+    for (reals, fakes, u, table), full_resolution in ((level_batch, 32), (full_batch, None)):
+        D.zero_grad(set_to_none=True)
+        terms = discriminator_loss(D, reals, fakes, table, u, lod, LossConfig(), loss_scale, full_resolution)
+        terms.loss.backward()
+        results.append((terms, [p.grad.clone() for p in D.parameters() if p.grad is not None]))
+    (ours, our_grads), (official, official_grads) = results
+    assert level < 32 and ours.tensors["reals"].shape[-1] == level
+    for name in ("Loss/mixed_norms", "Loss/gradient_penalty", "Loss/D"):
+        torch.testing.assert_close(ours.stats[name], official.stats[name], rtol=1e-5, atol=1e-7)
+    assert len(our_grads) == len(official_grads)
+    for mine, theirs in zip(our_grads, official_grads, strict=True):
+        torch.testing.assert_close(mine, theirs, rtol=1e-5, atol=1e-7)
+
+
+def test_level_resolution_penalty_in_bf16_autocast_matches_the_full_resolution_norm():
+    from pgtrain.networks import Discriminator
+
+    torch.manual_seed(0)
+    D = Discriminator(3, 32, fmap_base=64, fmap_max=16)
+    level_batch, full_batch = _level_and_full_batch(32, 8, 3, 0)
+    norms = []
+    for (reals, fakes, u, _), full_resolution in ((level_batch, 32), (full_batch, None)):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            norms.append(gradient_penalty_norms(D, reals.float(), fakes.float(), u.float(), 2.0,
+                                                full_resolution=full_resolution)[0])
+    torch.testing.assert_close(norms[0], norms[1], rtol=3e-2, atol=0)  # bf16 rounding, not the factor 4
+
+
+def test_norm_scale_is_exact_and_refuses_a_size_that_does_not_divide():
+    assert penalty_norm_scale(4, 1024) == 1 / 256 and penalty_norm_scale(32, 32) == 1.0
+    assert penalty_norm_scale(8, None) == 1.0
+    with pytest.raises(ValueError):
+        penalty_norm_scale(12, 32)

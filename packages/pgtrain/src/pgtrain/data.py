@@ -291,8 +291,9 @@ def process_reals(images: torch.Tensor, lod: float, mirror_mask: torch.Tensor | 
     Matches the official process_reals: dynamic range x·(2/255) − 1; samples whose mirror mask is True are
     flipped left-right (the official draws u ~ U[0,1) and flips where u ≥ 0.5); then FadeLOD, a lerp toward
     the nearest-upsampled 2x box-downsample with weight lod − floor(lod). The official code then
-    nearest-upsamples to full size; our networks take the current level's resolution directly, which is
-    numerically the same since D box-downsamples that upsampled image back.
+    nearest-upsamples to full size and D box-downsamples it back; our networks take the level's resolution
+    directly, which gives D the same scores. The gradient penalty's norm is the one exception (its gradient is
+    taken w.r.t. the image D is fed): pgtrain.loss rescales it to the official full-resolution norm.
     """
     x = images.float() * (2.0 / 255.0) - 1.0
     if mirror_mask is not None:

@@ -33,15 +33,20 @@ from pgdata.progress import format_time
 from pgtrain import distributed
 from pgtrain.checkpoint import build_networks, load_snapshot, save_snapshot
 from pgtrain.config import TrainingConfig, config_from_dict, config_to_json
-from pgtrain.data import DataStage, process_reals
+from pgtrain.data import DataStage
 from pgtrain.ema import update_ema
 from pgtrain.errors import PgtrainError
 from pgtrain.grids import choose_grid_indices, grid_shape, save_image_grid
-from pgtrain.loss import discriminator_loss, generator_loss
 from pgtrain.networks import Discriminator, Generator
 from pgtrain.precision import LossScale, autocast, check_precision
 from pgtrain.run_dir import DONE_NAME, FINAL_NAME, LogTee, fakes_name, snapshot_name
 from pgtrain.schedule import SchedulePoint, lod_level_changed, schedule_at
+from pgtrain.training_step import (
+    discriminator_step_loss,
+    draw_discriminator_inputs,
+    draw_generator_inputs,
+    generator_step_loss,
+)
 
 
 @dataclass
@@ -210,32 +215,22 @@ class Trainer:
     def discriminator_step(self, sched: SchedulePoint) -> None:
         """One D update on a fresh real minibatch and fresh fakes made with the reals' labels."""
         batch = self.data.next_batch()
-        n = len(batch.images)
-        images = torch.from_numpy(batch.images).to(self.device, non_blocking=True)
-        labels = torch.from_numpy(batch.labels).to(self.device, non_blocking=True)
-        mirror = torch.rand(n, generator=self.generator, device=self.device) >= 0.5 \
-            if self.config.train.mirror_augment else None
-        reals = process_reals(images, sched.lod, mirror)
-        latents = self._latents(n)
-        mixing = torch.rand(n, 1, 1, 1, generator=self.generator, device=self.device)
-        with autocast(self.config.precision, self.device):
-            with torch.no_grad():
-                fakes = self.G(latents, labels, sched.lod, output_resolution=sched.resolution)
-            terms = discriminator_loss(self.D, reals, fakes, labels, mixing, sched.lod, self.config.loss,
-                                       self.D_scale.value)
+        draws = draw_discriminator_inputs(batch.images, batch.labels, self.G.latent_size,
+                                          self.config.train.mirror_augment, self.generator, self.device)
+        terms = discriminator_step_loss(self.G, self.D, draws, sched.lod, self.config.loss,
+                                        full_resolution=self.reader.resolution, precision=self.config.precision,
+                                        loss_scale=self.D_scale.value)
         self._apply(self.D, self.D_opt, terms.loss, sched.D_lrate, self.D_scale, "D")
         self.stats.add(terms.stats)
 
     def generator_step(self, sched: SchedulePoint) -> None:
         """One G update against D, with labels drawn at random from the dataset."""
-        n = sched.minibatch // self.world_size
-        latents = self._latents(n)
-        labels = self._random_labels(n)
+        draws = draw_generator_inputs(sched.minibatch // self.world_size, self.G.latent_size, self.label_table,
+                                      self.generator, self.device)
         self.D.requires_grad_(False)
         try:
-            with autocast(self.config.precision, self.device):
-                fakes = self.G(latents, labels, sched.lod, output_resolution=sched.resolution)
-                terms = generator_loss(self.D, fakes, labels, sched.lod, self.config.loss)
+            terms = generator_step_loss(self.G, self.D, draws, sched.lod, self.config.loss,
+                                        level_resolution=sched.resolution, precision=self.config.precision)
             self._apply(self.G, self.G_opt, terms.loss, sched.G_lrate, self.G_scale, "G")
         finally:
             self.D.requires_grad_(True)
@@ -260,15 +255,6 @@ class Trainer:
         set_learning_rate(optimizer, lrate)
         match_tf_adam_epsilon(optimizer, self._epsilon[name])
         optimizer.step()
-
-    def _latents(self, count: int) -> torch.Tensor:
-        return torch.randn(count, self.G.latent_size, generator=self.generator, device=self.device)
-
-    def _random_labels(self, count: int) -> torch.Tensor:
-        if self.data.label_size == 0:
-            return torch.zeros(count, 0, device=self.device)
-        rows = torch.randint(len(self.label_table), (count,), generator=self.generator, device=self.device)
-        return self.label_table[rows]
 
     # -- maintenance: logs, grids, snapshots -------------------------------------------------------------
 

@@ -63,7 +63,9 @@ class Discriminator(nn.Module):
 
     r may be the full resolution R (official semantics: box-downscaled by 2^floor(lod)) or any level
     resolution >= the current level's; at the current level's resolution the layers above are skipped,
-    which equals the official D fed the nearest-upscaled image.
+    which gives the scores of the official D fed the nearest-upscaled image. A gradient w.r.t. a level-resolution
+    input is f^2 times the per-pixel gradient w.r.t. that upscaled image (f = its upscale factor), so its norm
+    is f times larger: see pgtrain.loss for the gradient penalty.
     """
 
     def __init__(self, num_channels: int, resolution: int, label_size: int = 0, fmap_base: int = 8192,
