@@ -8,14 +8,21 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import functools
+import inspect
 import json
+import re
+import types
+import typing
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from pgtrain.errors import PgtrainError
 from pgtrain.schedule import ScheduleConfig
 
 PRECISIONS = ("fp32", "fp16", "bf16")
+NETWORK_SECTIONS = ("G", "D")  # sections of Generator / Discriminator constructor keywords
+DATASET_KEYWORDS = ("num_channels", "resolution", "label_size")  # network keywords the dataset decides
 
 
 @dataclass
@@ -64,7 +71,7 @@ class GridConfig:
 class DatasetConfig:
     """How reals are read. max_label_size as the official dataset: 0 = no labels, 'full', or the first N."""
 
-    max_label_size: int | str = 0
+    max_label_size: int | Literal["full"] = 0
     synthetic: dict[str, int] | None = None  # {"resolution": R, "channels": C}: black images, no I/O
     buffer_mb: int = 4096  # a resolution level that fits is held in memory (official shuffle buffer: 4096 MB)
     workers: int = 2  # reader threads for levels that do not fit
@@ -104,41 +111,179 @@ def parse_value(text: str) -> Any:
     return text
 
 
-def _coerce(value: Any, current: Any, key: str) -> Any:
-    """Give a parsed value the type of the field it replaces (int keys for resolution dicts)."""
-    if isinstance(current, bool) or isinstance(value, bool):
-        if isinstance(value, bool):
+class _Mismatch(Exception):
+    """A value that does not fit a type; the message says what was expected and, for containers, where."""
+
+    def __init__(self, value: Any, hint: Any, detail: str = "") -> None:
+        super().__init__(f"expected {_describe(hint)}, got {value!r}" + (f" ({detail})" if detail else ""))
+
+
+def _describe(hint: Any) -> str:
+    """A type as a user reads it (a float; an int or 'full'; a dict[int, int]; true or false), not typing's repr."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is bool:
+        return "true or false"
+    if hint is type(None):
+        return "None"
+    if origin is Literal:
+        return " or ".join(repr(arg) for arg in args)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(arg) for arg in args)
+    name = _type_name(hint)
+    return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
+
+
+def _type_name(hint: Any) -> str:
+    """`dict[int, float]` rather than typing's repr, so messages read like the annotations."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return "value"
+    if hint is type(None):
+        return "None"
+    if origin is Literal:
+        return " | ".join(repr(arg) for arg in args)
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(_type_name(arg) for arg in args)
+    if origin is None:
+        return getattr(hint, "__name__", str(hint))
+    return f"{origin.__name__}[{', '.join(_type_name(arg) for arg in args)}]" if args else origin.__name__
+
+
+def _json_key(key: Any, hint: Any) -> Any:
+    """JSON object keys are always strings: '1024' back to 1024 where the declared key type is int."""
+    if hint is int and isinstance(key, str) and re.fullmatch(r"-?[0-9]+", key.strip()):
+        return int(key)
+    return key
+
+
+def _conform(value: Any, hint: Any) -> Any:
+    """`value` checked against the annotation `hint` (scalar, Literal, Union/Optional, dict[K, V], list[T], Any).
+
+    Converts only where nothing is lost, so that `--set` and JSON read back the same: int -> float,
+    integral float -> int, string dict keys -> int. Bools and numbers never stand in for each other.
+    Raises _Mismatch.
+    """
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        for arg in args:
+            try:
+                return _conform(value, arg)
+            except _Mismatch:
+                continue
+        raise _Mismatch(value, hint)
+    if origin is Literal:
+        if any(type(value) is type(arg) and value == arg for arg in args):
             return value
-        raise PgtrainError(f"setting {key}: expected true or false, got {value!r}")
-    if isinstance(current, dict) and isinstance(value, dict):
-        try:
-            return {int(k) if str(k).lstrip("-").isdigit() else k: v for k, v in value.items()}
-        except ValueError as error:
-            raise PgtrainError(f"setting {key}: {error}") from None
-    if isinstance(current, float) and isinstance(value, int):
+        raise _Mismatch(value, hint)
+    if origin is dict:
+        return _conform_dict(value, hint, *(args or (Any, Any)))
+    if origin is list:
+        return _conform_list(value, hint, args[0] if args else Any)
+    if hint is type(None):
+        if value is None:
+            return None
+        raise _Mismatch(value, hint)
+    if isinstance(value, bool) != (hint is bool):
+        raise _Mismatch(value, hint)
+    if hint is float and isinstance(value, int):
         return float(value)
-    if isinstance(current, int) and isinstance(value, float) and value.is_integer() and key != "dataset.max_label_size":
+    if hint is int and isinstance(value, float) and value.is_integer():
         return int(value)
-    return value
+    if isinstance(hint, type) and isinstance(value, hint):
+        return value
+    raise _Mismatch(value, hint)
+
+
+def _conform_dict(value: Any, hint: Any, key_hint: Any, value_hint: Any) -> dict[Any, Any]:
+    """A dict with every key and value conformed; a bad entry is named in the message."""
+    if not isinstance(value, dict):
+        raise _Mismatch(value, hint)
+    result = {}
+    for key, item in value.items():
+        try:
+            new_key = _conform(_json_key(key, key_hint), key_hint)
+        except _Mismatch as error:
+            raise _Mismatch(value, hint, f"key {key!r}: {error}") from None
+        try:
+            result[new_key] = _conform(item, value_hint)
+        except _Mismatch as error:
+            raise _Mismatch(value, hint, f"at {key!r}: {error}") from None
+    return result
+
+
+def _conform_list(value: Any, hint: Any, item_hint: Any) -> list[Any]:
+    """A list (a tuple from a Python literal is fine) with every item conformed."""
+    if not isinstance(value, (list, tuple)):
+        raise _Mismatch(value, hint)
+    result = []
+    for index, item in enumerate(value):
+        try:
+            result.append(_conform(item, item_hint))
+        except _Mismatch as error:
+            raise _Mismatch(value, hint, f"item {index}: {error}") from None
+    return result
+
+
+def _coerce(value: Any, hint: Any, key: str) -> Any:
+    """Check a setting against its declared type when it is given, not when training first uses it."""
+    try:
+        return _conform(value, hint)
+    except _Mismatch as error:
+        raise PgtrainError(f"setting {key}: {error}") from None
+
+
+@functools.cache
+def _field_hints(cls: type) -> dict[str, Any]:
+    """Field name -> resolved annotation of a config dataclass (the modules use postponed annotations)."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints.get(f.name, Any) for f in dataclasses.fields(cls)}
+
+
+@functools.cache
+def _network_hints(section: str) -> dict[str, Any]:
+    """Constructor keyword -> annotation of Generator (G) or Discriminator (D); imported late (torch)."""
+    from pgtrain.networks import Discriminator, Generator
+
+    init = (Generator if section == "G" else Discriminator).__init__
+    hints = typing.get_type_hints(init)
+    parameters = list(inspect.signature(init).parameters.values())[1:]  # without self
+    return {p.name: hints.get(p.name, Any) for p in parameters
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+
+def _network_keyword(section: str, name: str, value: Any) -> Any:
+    """A G.* / D.* value checked like a field: the keyword must exist and not be one the dataset sets."""
+    key = f"{section}.{name}"
+    if name in DATASET_KEYWORDS:
+        raise PgtrainError(f"setting {key}: {name} comes from the dataset and cannot be set")
+    hints = _network_hints(section)
+    if name not in hints:
+        known = ", ".join(sorted(k for k in hints if k not in DATASET_KEYWORDS))
+        raise PgtrainError(f"unknown setting '{key}' (network keywords: {known})")
+    return _coerce(value, hints[name], key)
 
 
 def apply_setting(config: TrainingConfig, key: str, value: Any) -> None:
-    """Set `section.field` (or a top-level field) in place; G.* and D.* accept any network keyword."""
-    parts = key.split(".")
+    """Set `section.field` (or a top-level field) in place, checked against its declared type; G.* and D.* are
+    Generator / Discriminator keywords."""
+    *path, name = key.split(".")
+    if len(path) == 1 and path[0] in NETWORK_SECTIONS:
+        getattr(config, path[0])[name] = _network_keyword(path[0], name, value)
+        return
     target: Any = config
-    for part in parts[:-1]:
-        if not dataclasses.is_dataclass(target) or part not in {f.name for f in dataclasses.fields(target)}:
+    for part in path:
+        if part not in _field_hints(type(target)) or not dataclasses.is_dataclass(getattr(target, part)):
             raise PgtrainError(f"unknown setting '{key}' (sections: {', '.join(_section_names())})")
         target = getattr(target, part)
-    name = parts[-1]
-    if isinstance(target, dict):  # G / D network keywords
-        target[name] = value
-        return
-    names = {f.name for f in dataclasses.fields(target)}
-    if name not in names or dataclasses.is_dataclass(getattr(target, name)):
-        known = ", ".join(sorted(names))
+    hints = _field_hints(type(target))
+    if not path and name in NETWORK_SECTIONS:
+        raise PgtrainError(f"setting {key}: set its keywords one at a time ({key}.fmap_base=...)")
+    if name not in hints or dataclasses.is_dataclass(getattr(target, name)):
+        known = ", ".join(sorted(hints))
         raise PgtrainError(f"unknown setting '{key}' (known here: {known})")
-    setattr(target, name, _coerce(value, getattr(target, name), key))
+    setattr(target, name, _coerce(value, hints[name], key))
 
 
 def apply_overrides(config: TrainingConfig, overrides: list[str]) -> None:
@@ -177,12 +322,10 @@ def config_from_dict(data: dict[str, Any]) -> TrainingConfig:
     """Inverse of config_to_dict (also accepts the JSON form with string keys)."""
     config = TrainingConfig()
     for key, value in data.items():
-        current = getattr(config, key, None)
-        if dataclasses.is_dataclass(current) and isinstance(value, dict):
+        section = key in NETWORK_SECTIONS or dataclasses.is_dataclass(getattr(config, key, None))
+        if section and isinstance(value, dict):
             for sub_key, sub_value in value.items():
                 apply_setting(config, f"{key}.{sub_key}", sub_value)
-        elif key in ("G", "D"):
-            setattr(config, key, dict(value))
         else:
             apply_setting(config, key, value)
     return config
