@@ -7,6 +7,7 @@ import math
 import re
 
 import numpy as np
+import pytest
 import torch
 
 from pgtrain import loop as loop_module
@@ -185,9 +186,21 @@ def test_adam_update_equals_tensorflow_adam_also_after_a_reset():
             v = beta2 * v + (1 - beta2) * g * g
             expected -= lr * math.sqrt(1 - beta2**t) / (1 - beta1**t) * m / (v.sqrt() + eps)
             parameter.grad = g.clone()
-            loop_module.match_tf_adam_epsilon(optimizer, eps)
+            loop_module.match_tf_adam_epsilon(optimizer, eps, t)
             optimizer.step()
         torch.testing.assert_close(parameter.detach(), expected, rtol=1e-12, atol=0)
+
+
+def test_adam_epsilon_follows_each_optimizers_own_step_count_after_the_first_fade():
+    """D's first parameter (the 4x4 fromRGB) gets no gradient once the first fade is over; TF's ε still follows
+    the optimizer's count of updates since the reset, not that parameter's."""
+    trainer = tiny_trainer()
+    trainer.run()
+    assert trainer.schedule().lod == 0.0 and trainer.D.from_rgb[0].weight not in trainer.D_opt.state
+    for name, optimizer in (("G", trainer.G_opt), ("D", trainer.D_opt)):
+        steps = getattr(trainer.state, f"{name}_adam_steps")
+        assert steps > 1 and steps == max(int(s["step"]) for s in optimizer.state.values())
+        assert optimizer.param_groups[0]["eps"] == pytest.approx(1e-8 / math.sqrt(1 - 0.99**steps), rel=1e-12)
 
 
 def test_sigterm_saves_a_snapshot_and_stops_cleanly(tmp_path):

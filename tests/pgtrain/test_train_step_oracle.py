@@ -59,7 +59,7 @@ def cases() -> list:
         return [pytest.param(None, reason, id="fixture-absent", marks=pytest.mark.skip(reason=reason))]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_arrays(root: Path) -> tuple[dict, dict[str, np.ndarray], dict[str, np.ndarray]]:
     with np.load(root / "inputs.npz") as inputs, np.load(root / "expected.npz") as expected:
         return read_manifest(root), dict(inputs), dict(expected)
@@ -201,7 +201,7 @@ def _layouts(root: Path, config: str, network: str):
     return {name: layout for name, (_, layout) in mapping.items()}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _networks_for_layout(root: Path, config: str):
     manifest, _, _ = load_arrays(root)
     return load_networks(root, manifest["configs"][config]["pickle"])

@@ -60,6 +60,8 @@ class TrainingState:
     data_position: int = 0
     skipped_D_steps: int = 0
     skipped_G_steps: int = 0
+    G_adam_steps: int = 0  # updates since the last optimizer reset: TF's beta powers count per optimizer
+    D_adam_steps: int = 0
     elapsed_sec: float = 0.0  # training wall time before this process started
 
 
@@ -100,16 +102,16 @@ def set_learning_rate(optimizer: torch.optim.Optimizer, lrate: float) -> None:
         group["lr"] = lrate
 
 
-def match_tf_adam_epsilon(optimizer: torch.optim.Adam, epsilon: float) -> None:
-    """Set torch Adam's epsilon for the coming step so that the update equals TensorFlow's.
+def match_tf_adam_epsilon(optimizer: torch.optim.Adam, epsilon: float, step: int) -> None:
+    """Set torch Adam's epsilon for the coming update, the `step`-th since the last reset (from 1), so that the
+    update equals TensorFlow's.
 
     TF's Adam adds ε to the raw sqrt(v) and folds the bias corrections into the step size; torch adds ε to the
-    bias-corrected sqrt(v̂). They agree when torch's ε is ε / sqrt(1 − β2^t) (t counts from each reset, so the
-    difference would recur after every optimizer reset).
+    bias-corrected sqrt(v̂). They agree when torch's ε is ε / sqrt(1 − β2^t). TF's t is one count per optimizer
+    (its beta powers), so it is counted per optimizer here too: a parameter's own count stalls when it stops
+    receiving gradients (D's 4x4 fromRGB after the first fade), which would freeze ε at its first-step value.
     """
     for group in optimizer.param_groups:
-        first = optimizer.state.get(group["params"][0], {})
-        step = int(first["step"]) + 1 if "step" in first else 1
         group["eps"] = epsilon / math.sqrt(1.0 - group["betas"][1] ** step)
 
 
@@ -179,6 +181,7 @@ class Trainer:
             if loop.reset_opt_for_new_lod and lod_level_changed(self.state.prev_lod, sched.lod):
                 reset_optimizer(self.G_opt)
                 reset_optimizer(self.D_opt)
+                self.state.G_adam_steps = self.state.D_adam_steps = 0
             self.state.prev_lod = sched.lod
             for _ in range(loop.minibatch_repeats):
                 for _ in range(loop.D_repeats):
@@ -252,8 +255,10 @@ class Trainer:
             for p in parameters:
                 if p.grad is not None:
                     p.grad.mul_(1.0 / scale_value)
+        steps = getattr(self.state, f"{name}_adam_steps") + 1
+        setattr(self.state, f"{name}_adam_steps", steps)
         set_learning_rate(optimizer, lrate)
-        match_tf_adam_epsilon(optimizer, self._epsilon[name])
+        match_tf_adam_epsilon(optimizer, self._epsilon[name], steps)
         optimizer.step()
 
     # -- maintenance: logs, grids, snapshots -------------------------------------------------------------
