@@ -83,6 +83,7 @@ class TrainingConfig:
 
     seed: int = 1000  # official random_seed
     num_gpus: int = 1  # the preset's GPU count: rounds the minibatch as the official schedule does
+    allow_gpu_count_mismatch: bool = False  # run with a world size other than num_gpus (refused otherwise)
     precision: str = "fp32"
     presets: list[str] = field(default_factory=list)  # names applied, in order (for the run-directory name)
     sched: ScheduleConfig = field(default_factory=ScheduleConfig)

@@ -59,3 +59,23 @@ def average_gradients(parameters) -> None:
     for g in grads:
         g.copy_(flat[offset:offset + g.numel()].view_as(g))
         offset += g.numel()
+
+
+def gather_objects(value):
+    """Every rank's `value`, in rank order (a collective: every rank must call it); [value] on one process."""
+    if world_size() <= 1:
+        return [value]
+    gathered = [None] * world_size()
+    torch.distributed.all_gather_object(gathered, value)
+    return gathered
+
+
+def any_rank(flag: bool) -> bool:
+    """True on every rank when `flag` is true on any (a collective): ranks must agree to stop together."""
+    if world_size() <= 1:
+        return flag
+    backend = torch.distributed.get_backend()
+    device = torch.device("cuda", torch.cuda.current_device()) if backend == "nccl" else torch.device("cpu")
+    value = torch.tensor([1 if flag else 0], device=device)
+    torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MAX)
+    return bool(value.item())

@@ -40,7 +40,7 @@ from pgtrain.grids import choose_grid_indices, grid_shape, save_image_grid
 from pgtrain.networks import Discriminator, Generator
 from pgtrain.precision import LossScale, autocast, check_precision
 from pgtrain.run_dir import DONE_NAME, FINAL_NAME, LogTee, fakes_name, snapshot_name
-from pgtrain.schedule import SchedulePoint, lod_level_changed, schedule_at
+from pgtrain.schedule import SchedulePoint, lod_level_changed, minibatch_at, schedule_at
 from pgtrain.training_step import (
     discriminator_step_loss,
     draw_discriminator_inputs,
@@ -115,6 +115,27 @@ def match_tf_adam_epsilon(optimizer: torch.optim.Adam, epsilon: float, step: int
         group["eps"] = epsilon / math.sqrt(1.0 - group["betas"][1] ** step)
 
 
+def check_world_size(config: TrainingConfig, resolution_log2: int, world_size: int) -> None:
+    """Refuse a process count the configuration was not made for, before anything is trained.
+
+    The schedule rounds and caps minibatches for the preset's `num_gpus`, the data split divides them by the
+    world size: a mismatch silently changes each process's batch (and its minibatch-stddev groups) and can
+    fail at a later resolution. `allow_gpu_count_mismatch` keeps the preset's global minibatches on purpose;
+    every resolution's minibatch must still split evenly.
+    """
+    if config.num_gpus != world_size and not config.allow_gpu_count_mismatch:
+        raise PgtrainError(
+            f"the configuration is made for num_gpus={config.num_gpus} but {world_size} process(es) are running; "
+            f"use the preset for {world_size} GPU(s), or --set allow_gpu_count_mismatch=true to split the "
+            f"{config.num_gpus}-GPU minibatches over {world_size} process(es)")
+    first = min(max(2, int(math.log2(config.sched.lod_initial_resolution))), resolution_log2)
+    for resolution in (2**k for k in range(first, resolution_log2 + 1)):
+        minibatch = minibatch_at(resolution, config.sched, config.num_gpus)
+        if minibatch % world_size or minibatch == 0:
+            raise PgtrainError(f"the minibatch at {resolution}x{resolution} ({minibatch}) does not split evenly "
+                               f"over {world_size} process(es); adjust sched.minibatch_dict or the preset")
+
+
 def gradients_finite(parameters) -> bool:
     """True when every gradient is finite: the official optimizers skip the whole update otherwise."""
     grads = [p.grad for p in parameters if p.grad is not None]
@@ -137,6 +158,7 @@ class Trainer:
         self.rank, self.world_size = distributed.rank(), distributed.world_size()
         self.state = TrainingState()
         self.resolution_log2 = int(math.log2(reader.resolution))
+        check_world_size(config, self.resolution_log2, self.world_size)
 
         torch.manual_seed(config.seed)
         self.data = DataStage(reader, seed=config.seed, max_label_size=config.dataset.max_label_size,
@@ -197,7 +219,8 @@ class Trainer:
                 self.maintenance(sched, done, tick_sec=now - tick_start_time,
                                  maintenance_sec=tick_start_time - maintenance_start)
                 maintenance_start, tick_start_time = now, time.time()
-            if not done and (self.stop_requested or (stop_at_nimg is not None and self.state.cur_nimg >= stop_at_nimg)):
+            stop = self.stop_requested or (stop_at_nimg is not None and self.state.cur_nimg >= stop_at_nimg)
+            if not done and distributed.any_rank(stop):  # every rank stops at the same step, or none
                 self.state.elapsed_sec = time.time() - start_time
                 path = self.save(snapshot_name(self.state.cur_nimg // 1000))
                 self.log(f"Stopped at kimg {self.state.cur_nimg / 1000:.1f}; snapshot {path}. "
@@ -285,19 +308,18 @@ class Trainer:
             record["TrainG/loss_scaling_log2"] = self.G_scale.log2
             record["TrainD/loss_scaling_log2"] = self.D_scale.log2
         self.stats = StepStats()
-        if self.run_dir is None or not distributed.is_main():
-            return
-        with open(self.run_dir / "stats.jsonl", "a", encoding="utf-8") as file:
-            file.write(json.dumps(record) + "\n")
-        if self.tensorboard is not None:
-            for name, value in record.items():
-                self.tensorboard.add_scalar(name, value, global_step=state.cur_nimg)
-            self.tensorboard.flush()
         loop = self.config.train
-        if state.cur_tick % loop.image_snapshot_ticks == 0 or done:
-            self.save_fakes(sched.lod)
+        if self.run_dir is not None and distributed.is_main():
+            with open(self.run_dir / "stats.jsonl", "a", encoding="utf-8") as file:
+                file.write(json.dumps(record) + "\n")
+            if self.tensorboard is not None:
+                for name, value in record.items():
+                    self.tensorboard.add_scalar(name, value, global_step=state.cur_nimg)
+                self.tensorboard.flush()
+            if state.cur_tick % loop.image_snapshot_ticks == 0 or done:
+                self.save_fakes(sched.lod)
         if state.cur_tick % loop.network_snapshot_ticks == 0 or done:
-            self.save(snapshot_name(state.cur_nimg // 1000))
+            self.save(snapshot_name(state.cur_nimg // 1000))  # on every rank: it gathers their random states
 
     def _start_outputs(self) -> None:
         """reals.png, the first fakes grid and the TensorBoard writer (rank 0, with a run directory)."""
@@ -342,24 +364,33 @@ class Trainer:
 
     # -- snapshots and resume ----------------------------------------------------------------------------
 
-    def training_state(self) -> dict[str, Any]:
-        """Everything beyond the weights that the next step depends on (weights_only-loadable)."""
+    def training_state(self, rng_per_rank: list[torch.Tensor] | None = None) -> dict[str, Any]:
+        """Everything beyond the weights that the next step depends on (weights_only-loadable).
+
+        Each rank draws its own latents, mixing factors and mirror flags, so every rank's random state is kept
+        (`rng_per_rank`, in rank order); the optimizers, counters and networks are the same on every rank.
+        """
+        rng_per_rank = rng_per_rank or [self.generator.get_state()]
         return {
             "state": asdict(self.state),
             "G_opt": self.G_opt.state_dict(),
             "D_opt": self.D_opt.state_dict(),
-            "rng": self.generator.get_state(),
+            "rng": rng_per_rank[0],
+            "rng_per_rank": rng_per_rank,
+            "world_size": len(rng_per_rank),
             "loss_scale_log2": {"G": self.G_scale.log2, "D": self.D_scale.log2},
         }
 
     def save(self, name: str) -> Path | None:
+        """Write a snapshot from rank 0; a collective (every rank calls it, for the random states)."""
+        rng_per_rank = distributed.gather_objects(self.generator.get_state())
         if self.run_dir is None or not distributed.is_main():
             return None
         metadata = {"config": config_to_json(self.config), "dataset": self.dataset_path,
                     "kimg": self.state.cur_nimg / 1000.0, "producer": "pgtrain run"}
         return save_snapshot(self.run_dir / name, network_kwargs=self.network_kwargs, G_state=self.G.state_dict(),
                              D_state=self.D.state_dict(), Gs_state=self.Gs.state_dict(),
-                             training_state=self.training_state(), metadata=metadata)
+                             training_state=self.training_state(rng_per_rank), metadata=metadata)
 
     def _restore(self, path: Path) -> None:
         snapshot = load_snapshot(path)
@@ -373,12 +404,21 @@ class Trainer:
         self.G.load_state_dict(snapshot.G_state)
         self.D.load_state_dict(snapshot.D_state)
         self.Gs.load_state_dict(snapshot.Gs_state)
+        rng_per_rank = saved.get("rng_per_rank") or [saved["rng"]]
+        if len(rng_per_rank) != self.world_size:
+            raise PgtrainError(f"{path}: written by a run of {len(rng_per_rank)} process(es), and this run has "
+                               f"{self.world_size}; resume it with {len(rng_per_rank)} (each process's random "
+                               "state and share of the minibatch are part of the exact continuation)")
         self.G_opt.load_state_dict(saved["G_opt"])
         self.D_opt.load_state_dict(saved["D_opt"])
-        self.generator.set_state(saved["rng"])
+        self.generator.set_state(rng_per_rank[self.rank])
         self.G_scale.log2 = saved["loss_scale_log2"]["G"]
         self.D_scale.log2 = saved["loss_scale_log2"]["D"]
         self.state = TrainingState(**saved["state"])
+        for name, optimizer in (("G", self.G_opt), ("D", self.D_opt)):
+            if f"{name}_adam_steps" not in saved["state"]:  # snapshots from before the per-optimizer count
+                steps = [int(state["step"]) for state in optimizer.state.values() if "step" in state]
+                setattr(self.state, f"{name}_adam_steps", max(steps, default=0))
 
 
 def resume_config(path: Path, overrides_applier=None) -> tuple[TrainingConfig, str | None]:

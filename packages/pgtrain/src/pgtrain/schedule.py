@@ -68,20 +68,25 @@ def schedule_at(cur_nimg: int, resolution_log2: int, config: ScheduleConfig, num
     lod = max(lod, 0.0)
     resolution = 2 ** (resolution_log2 - int(math.floor(lod)))
 
-    minibatch = int(config.minibatch_dict.get(resolution, config.minibatch_base))
-    minibatch -= minibatch % num_gpus
-    if resolution in config.max_minibatch_per_gpu:
-        minibatch = min(minibatch, int(config.max_minibatch_per_gpu[resolution]) * num_gpus)
-
     return SchedulePoint(
         kimg=kimg,
         lod=lod,
         resolution=resolution,
-        minibatch=minibatch,
+        minibatch=minibatch_at(resolution, config, num_gpus),
         G_lrate=float(config.G_lrate_dict.get(resolution, config.G_lrate_base)),
         D_lrate=float(config.D_lrate_dict.get(resolution, config.D_lrate_base)),
         tick_kimg=float(config.tick_kimg_dict.get(resolution, config.tick_kimg_base)),
     )
+
+
+def minibatch_at(resolution: int, config: ScheduleConfig, num_gpus: int = 1) -> int:
+    """The global minibatch while `resolution` trains (and fades in): the dict's value or the base, rounded down
+    to a multiple of the GPU count, then capped at max_minibatch_per_gpu * GPUs (the official rule)."""
+    minibatch = int(config.minibatch_dict.get(resolution, config.minibatch_base))
+    minibatch -= minibatch % num_gpus
+    if resolution in config.max_minibatch_per_gpu:
+        minibatch = min(minibatch, int(config.max_minibatch_per_gpu[resolution]) * num_gpus)
+    return minibatch
 
 
 def lod_level_changed(previous_lod: float | None, lod: float) -> bool:
