@@ -112,3 +112,73 @@ def test_run_then_resume_through_the_cli(dataset, tmp_path):
     assert ticks[0]["Progress/kimg"] == 0.048 and ticks[0]["Progress/tick"] == 3  # continues, not from 0
     final = torch.load(resumed / "network-final.pt", weights_only=True)
     assert final["training_state"]["state"]["cur_nimg"] == 64
+
+
+# Dataset presets through the CLI. CelebA-HQ needs large inputs, so this dataset is written by pgdata's exporter
+# with the command name `pgdata create_celebahq` records (a tiny stand-in source, the real manifest code).
+
+class TinyCelebAHQ(TinySource):
+    def __init__(self):
+        super().__init__()
+        self.info = SourceInfo(name="celebahq", channels=3, resolution=16, num_images=12)
+
+
+@pytest.fixture(scope="module")
+def celebahq(tmp_path_factory):
+    return export_dataset(TinyCelebAHQ(), tmp_path_factory.mktemp("data") / "celebahq", command="create_celebahq",
+                          arguments={}, quiet=True)
+
+
+def _printed_config(output: str) -> dict:
+    return json.loads(output[output.index("{"):output.rindex("}") + 1])
+
+
+def test_presets_lists_and_shows_the_dataset_presets():
+    listing = _invoke(["presets"]).output
+    names = {line.split()[0] for line in listing.splitlines() if line.startswith("  ")}
+    assert {"celebahq", "celeba", "cifar10", "cifar100", "svhn", "mnist", "mnistrgb", "lsun-bedroom",
+            "lsun-tvmonitor"} <= names
+    shown = _invoke(["presets", "show", "lsun-churchoutdoor"])
+    assert shown.exit_code == 0 and "train.mirror_augment = True" in shown.output
+    assert "lsun-churchoutdoor-100k" in shown.output
+
+
+def test_dry_run_detects_celebahq_and_turns_mirroring_on(celebahq, tmp_path):
+    result = _invoke(["run", "--preset", "v2-4gpus", "--data", str(celebahq), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert ("Dataset preset: celebahq (detected from manifest: pgdata create_celebahq) -> "
+            "train.mirror_augment=True") in result.output
+    config = _printed_config(result.output)
+    assert config["train"]["mirror_augment"] is True and config["presets"] == ["v2-4gpus", "fp32", "celebahq"]
+    assert "NNN-pgan-celebahq-v2-4gpus-fp32/" in result.output
+
+
+def test_dry_run_explicit_mirror_false_wins_over_detection(celebahq):
+    result = _invoke(["run", "--data", str(celebahq), "--set", "train.mirror_augment=false", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    config = _printed_config(result.output)
+    assert config["train"]["mirror_augment"] is False and "celebahq" not in config["presets"]
+    assert "not applied: train.mirror_augment set by --set" in result.output
+
+
+def test_run_records_the_detected_preset_and_resume_does_not_detect_again(celebahq, tmp_path):
+    results = tmp_path / "results"
+    tiny = [item for item in TINY if not item.startswith("train.mirror_augment")] + ["train.total_kimg=0.032"]
+    settings = [arg for item in tiny for arg in ("--set", item)]
+    first = _invoke(["run", "--data", str(celebahq), "--results", str(results), "--device", "cpu",
+                     "--cpu-threads", "1", *settings])
+    assert first.exit_code == 0, first.output
+    run_dir = results / "000-pgan-celebahq-v2-1gpu-fp32"
+    saved = json.loads((run_dir / "config.json").read_text())
+    assert saved["presets"] == ["v2-1gpu", "fp32", "celebahq"] and saved["train"]["mirror_augment"] is True
+    assert "Dataset preset: celebahq (detected from manifest" in (run_dir / "log.txt").read_text()
+
+    unmirrored = _invoke(["run", "--data", str(celebahq), "--results", str(results), "--device", "cpu",
+                          "--cpu-threads", "1", *settings, "--set", "train.mirror_augment=false"])
+    assert unmirrored.exit_code == 0, unmirrored.output
+    resumed = _invoke(["run", "--resume", str(results / "001-pgan-celebahq-v2-1gpu-fp32"), "--results",
+                       str(results), "--cpu-threads", "1", "--set", "train.total_kimg=0.048"])
+    assert resumed.exit_code == 0, resumed.output
+    assert "Dataset preset: none (from the snapshot's configuration, not detected again)" in resumed.output
+    again = json.loads((results / "002-pgan-celebahq-v2-1gpu-fp32" / "config.json").read_text())
+    assert again["train"]["mirror_augment"] is False and "celebahq" not in again["presets"]

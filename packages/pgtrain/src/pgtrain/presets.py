@@ -2,7 +2,8 @@
 
 A preset is a list of settings (the same `key=value` pairs `--set` takes), so `pgtrain presets show NAME` prints
 exactly what it changes. A run applies one base preset (default v2-1gpu, the official config.py default), one
-precision (default fp32), then any modifiers in the order given, then `--set` overrides.
+precision (default fp32), at most one dataset preset (named, or detected from the dataset: see
+pgtrain.dataset_presets), then any modifiers in the order given, then `--set` overrides.
 """
 
 from __future__ import annotations
@@ -11,6 +12,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from pgtrain.config import TrainingConfig, apply_overrides, apply_setting, validate
+from pgtrain.dataset_presets import (
+    OFFICIAL_DATASETS,
+    DatasetChoice,
+    Detection,
+    choose_dataset_preset,
+    override_keys,
+)
 from pgtrain.errors import PgtrainError
 
 KINDS = ("base", "precision", "mode", "ablation", "conditioning", "grid", "dataset")
@@ -106,6 +114,7 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
     Preset("grpc", "grid", "snapshot grids with one row per class", (("grid.layout", "row_per_class"),)),
     Preset("syn1024rgb", "dataset", "synthetic black 1024x1024 RGB images: throughput tests without I/O "
            "(no --data needed)", (("dataset.synthetic", {"resolution": 1024, "channels": 3}),)),
+    *(Preset(d.preset, "dataset", d.summary, d.settings) for d in OFFICIAL_DATASETS.values()),
     Preset("demo-cpu", "mode", "ours: a narrow network that learns 32x32 shapes on 2 CPU cores in minutes "
            "(tools/demo.py); everything else as the paper", (
                ("G.fmap_base", 128), ("G.fmap_max", 32), ("G.latent_size", 32),
@@ -141,18 +150,23 @@ def split_preset_names(values: list[str] | None) -> list[str]:
 
 
 def ordered_presets(names: list[str]) -> list[Preset]:
-    """Base first (default v2-1gpu), then precision (default fp32), then the rest in the order given."""
+    """Base first (default v2-1gpu), then precision (default fp32), then the dataset preset, then the rest in the
+    order given. The dataset comes before the modifiers as the official Dataset block precedes the other
+    switches, so a modifier that sets the same field (demo-cpu's mirror augment) wins."""
     presets = [get_preset(name) for name in names]
     bases = [p for p in presets if p.kind == "base"]
     precisions = [p for p in presets if p.kind == "precision"]
+    datasets = [p for p in presets if p.kind == "dataset"]
     if len(bases) > 1:
         raise PgtrainError(f"choose one base preset, got {', '.join(p.name for p in bases)}")
     if len(precisions) > 1:
         raise PgtrainError(f"choose one precision, got {', '.join(p.name for p in precisions)}")
-    rest = [p for p in presets if p.kind not in ("base", "precision")]
+    if len(datasets) > 1:
+        raise PgtrainError(f"choose one dataset preset, got {', '.join(p.name for p in datasets)}")
+    rest = [p for p in presets if p.kind not in ("base", "precision", "dataset")]
     base = bases or [PRESETS[DEFAULT_BASE]]
     precision = precisions or [PRESETS[DEFAULT_PRECISION]]
-    return base + precision + rest
+    return base + precision + datasets + rest
 
 
 def resolve_config(preset_names: list[str] | None = None, overrides: list[str] | None = None) -> TrainingConfig:
@@ -168,8 +182,46 @@ def resolve_config(preset_names: list[str] | None = None, overrides: list[str] |
     return config
 
 
+def explicit_keys(preset_names: list[str] | None, overrides: list[str] | None) -> dict[str, str]:
+    """Fields the user set, each with where: with `--set` (wins), or through a non-dataset preset named with
+    `--preset`."""
+    named = [get_preset(name) for name in split_preset_names(preset_names)]
+    from_presets = {key: f"preset {p.name}" for p in named if p.kind != "dataset" for key, _ in p.settings}
+    return from_presets | override_keys(overrides)
+
+
+def resolve_run_config(preset_names: list[str] | None, overrides: list[str] | None,
+                       detection: Detection) -> tuple[TrainingConfig, str]:
+    """The configuration of a new run on a dataset, with the dataset preset chosen by the rule of
+    pgtrain.dataset_presets, and the `Dataset preset: ...` line that says what was chosen and why."""
+    names = split_preset_names(preset_names)
+    given = [name for name in names if get_preset(name).kind == "dataset"]
+    keys = explicit_keys(names, overrides)
+    choice = choose_dataset_preset(detection, given, keys)
+    if choice.preset is not None and choice.preset not in names:
+        names.append(choice.preset)
+    config = resolve_config(names, overrides)
+    return config, choice.line(_settings_of(choice.preset), keys)
+
+
+def resumed_dataset_line(config: TrainingConfig, overrides: list[str] | None) -> str:
+    """The `Dataset preset: ...` line of a resumed run: the snapshot's choice, never detected again."""
+    names = [name for name in config.presets if name in PRESETS and PRESETS[name].kind == "dataset"]
+    choice = DatasetChoice(names[0] if names else None, "from the snapshot's configuration, not detected again")
+    return choice.line(_settings_of(choice.preset), override_keys(overrides))
+
+
+def _settings_of(name: str | None) -> tuple[tuple[str, Any], ...]:
+    return get_preset(name).settings if name is not None else ()
+
+
 def run_description(config: TrainingConfig, dataset_name: str) -> str:
-    """`pgan-<dataset>-<presets>-<precision>`, as DESIGN.md names run directories."""
+    """`pgan-<dataset>-<presets>-<precision>`, as DESIGN.md names run directories.
+
+    Dataset presets are left out: the dataset's folder name is already there (the official desc gets
+    '-celebahq' from its dataset line, we get it from the folder), and a detected preset would otherwise
+    name the data twice (pgan-celebahq-celebahq-...). config.json records them.
+    """
     names = [n for n in config.presets if PRESETS.get(n) is None or PRESETS[n].kind not in ("precision", "dataset")]
     return "-".join(["pgan", dataset_name, *names, config.precision])
 

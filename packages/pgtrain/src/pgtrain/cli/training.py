@@ -25,13 +25,16 @@ def presets_list(context: typer.Context) -> None:
         return
     from pgtrain.presets import DEFAULT_BASE, DEFAULT_PRECISION, KINDS, PRESETS
 
+    width = max(len(name) for name in PRESETS)
     for kind in KINDS:
         members = [p for p in PRESETS.values() if p.kind == kind]
         typer.echo(f"{kind}:")
         for preset in members:
             default = " (default)" if preset.name in (DEFAULT_BASE, DEFAULT_PRECISION) else ""
-            typer.echo(f"  {preset.name:<12s} {preset.summary}{default}")
+            typer.echo(f"  {preset.name:<{width}s} {preset.summary}{default}")
     typer.echo("Combine with '+' or repeat --preset: pgtrain run --preset v2-4gpus+fp16+nogrowing --data DIR")
+    typer.echo("A dataset preset is detected when none is named (from pgdata's manifest, or an official TFRecords "
+               "or HDF5 name); --set train.mirror_augment=... or --preset NAME chooses otherwise.")
 
 
 @presets_app.command("show")
@@ -46,6 +49,8 @@ def presets_show(name: Annotated[str, typer.Argument(help="Preset name, as liste
     typer.echo(f"{preset.name} ({preset.kind}): {preset.summary}")
     for key, value in preset.settings:
         typer.echo(f"  {key} = {value!r}")
+    if not preset.settings:
+        typer.echo("  (no settings: the official line only names the dataset)")
 
 
 @app.command("run")
@@ -71,13 +76,18 @@ def run(
     network-snapshot-NNNNNN.pt, network-final.pt and _training-done.txt. Ctrl-C (or SIGTERM) saves a snapshot
     and exits; --resume continues exactly where it stopped.
 
-    Example: pgtrain run --preset v2-1gpu --data datasets/celebahq --set train.mirror_augment=true
+    The official dataset preset (celebahq, lsun-bedroom ...: mirror augment as the official config) is
+    detected from the dataset unless one is named with --preset or its settings are given with --set; the
+    log says which, and config.json lists it in "presets".
+
+    Example: pgtrain run --preset v2-4gpus --data datasets/celebahq
     """
     from pgtrain import distributed
     from pgtrain.config import apply_overrides, config_to_json, validate
     from pgtrain.data import open_training_data
+    from pgtrain.dataset_presets import detect_for_reader
     from pgtrain.loop import Trainer, install_signal_handlers, resume_config
-    from pgtrain.presets import resolve_config, run_description
+    from pgtrain.presets import resolve_config, resolve_run_config, resumed_dataset_line, run_description
     from pgtrain.run_dir import LogTee, create_run_dir, locate_resume
 
     snapshot = None
@@ -90,13 +100,17 @@ def run(
         apply_overrides(config, settings or [])
         validate(config)
         data = data if data is not None else (Path(saved_data) if saved_data else None)
+        reader = open_training_data(data, config.dataset.synthetic)
+        dataset_line = resumed_dataset_line(config, settings)
     else:
-        config = resolve_config(preset, settings)
-    reader = open_training_data(data, config.dataset.synthetic)
+        config = resolve_config(preset, settings)  # the user's own choices are checked before any I/O
+        reader = open_training_data(data, config.dataset.synthetic)
+        config, dataset_line = resolve_run_config(preset, settings, detect_for_reader(reader))
     dataset_name = reader.path.name
     description = run_description(config, dataset_name)
     typer.echo(f"Dataset: {reader.path} ({reader.num_images} images, {reader.channels}x{reader.resolution}x"
                f"{reader.resolution}, labels {reader.label_size})")
+    typer.echo(dataset_line)
     typer.echo(f"Configuration ({'+'.join(config.presets)}{', resumed from ' + str(snapshot) if snapshot else ''}):")
     typer.echo(config_to_json(config))
     if dry_run:
@@ -115,6 +129,7 @@ def run(
         log = LogTee(run_dir / "log.txt")
         log(f"Run directory: {run_dir}")
         log(f"Dataset: {reader.path}; device: {torch_device}; world size {distributed.world_size()}")
+        log(dataset_line)
         if snapshot is not None:
             log(f"Resuming from {snapshot}")
     trainer = Trainer(config, reader, run_dir, device=torch_device, log=log,
