@@ -16,6 +16,7 @@ Everything that decides the numbers (networks, Adam states, counters, the data p
 from __future__ import annotations
 
 import copy
+import dataclasses
 import importlib.util
 import json
 import math
@@ -31,11 +32,12 @@ import torch
 from pgdata.formats.base import DatasetReader
 from pgdata.progress import format_time
 from pgtrain import distributed
-from pgtrain.checkpoint import build_networks, load_snapshot, save_snapshot
+from pgtrain.checkpoint import Snapshot, build_networks, load_snapshot, save_snapshot
 from pgtrain.config import TrainingConfig, config_from_dict, config_to_json
 from pgtrain.data import DataStage
 from pgtrain.ema import update_ema
 from pgtrain.errors import PgtrainError
+from pgtrain.finetune import adopt_networks, check_dataset_fits, start_kimg
 from pgtrain.grids import choose_grid_indices, grid_shape, save_image_grid
 from pgtrain.networks import Discriminator, Generator
 from pgtrain.precision import LossScale, autocast, check_precision
@@ -147,7 +149,14 @@ class Trainer:
 
     def __init__(self, config: TrainingConfig, reader: DatasetReader, run_dir: Path | None, *,
                  device: str | torch.device = "cpu", log: LogTee | None = None, dataset_path: str | None = None,
-                 resume_from: Path | None = None):
+                 resume_from: Path | None = None, start_from: Path | None = None, start_kimg: float | None = None):
+        """`resume_from`: continue a run exactly from its snapshot. `start_from`: a new run from any snapshot's
+        networks (fine-tuning, see pgtrain.finetune), its schedule at `start_kimg`."""
+        start = load_snapshot(start_from) if start_from is not None else None
+        if start is not None:
+            if resume_from is not None:
+                raise PgtrainError("resume a run or start from a snapshot's networks, not both")
+            config = adopt_networks(config, start)
         self.config = config
         self.reader = reader
         self.run_dir = run_dir
@@ -181,6 +190,8 @@ class Trainer:
         self.generator = torch.Generator(self.device).manual_seed(config.seed + 1000 * self.rank)
         if resume_from is not None:
             self._restore(resume_from)
+        if start is not None:
+            self._start_from(start, start_kimg)
         self.data.position = self.state.data_position
         self.stats = StepStats()
         self.stop_requested = False
@@ -391,6 +402,17 @@ class Trainer:
         return save_snapshot(self.run_dir / name, network_kwargs=self.network_kwargs, G_state=self.G.state_dict(),
                              D_state=self.D.state_dict(), Gs_state=self.Gs.state_dict(),
                              training_state=self.training_state(rng_per_rank), metadata=metadata)
+
+    def _start_from(self, snapshot: Snapshot, kimg: float | None) -> None:
+        """Take the snapshot's G, D and Gs; everything else is this new run's (fresh Adam, RNG, data order)."""
+        check_dataset_fits(snapshot, self.network_kwargs["G"])
+        G, D, Gs = build_networks(dataclasses.replace(snapshot, network_kwargs=self.network_kwargs))
+        self.G.load_state_dict(G.state_dict())
+        self.D.load_state_dict(D.state_dict())
+        self.Gs.load_state_dict(Gs.state_dict())
+        self.state.cur_nimg = self.state.tick_start_nimg = int(round(start_kimg(snapshot, kimg) * 1000))
+        self.log(f"Starting from the networks of {snapshot.path} at kimg {self.state.cur_nimg / 1000:.1f} "
+                 f"(lod {self.schedule().lod:.2f}); optimizers, data order and random draws start afresh")
 
     def _restore(self, path: Path) -> None:
         snapshot = load_snapshot(path)

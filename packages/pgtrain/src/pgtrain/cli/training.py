@@ -65,6 +65,13 @@ def run(
     results: Annotated[Path, typer.Option(help="Folder for run directories.")] = Path("results"),
     resume: Annotated[Path | None, typer.Option(
         help="Continue a run: its directory (latest snapshot) or a network-*.pt snapshot.")] = None,
+    start_from: Annotated[Path | None, typer.Option(
+        help="Fine-tune: a new run that starts from this snapshot's networks (ours, or `pgtrain import-tf` "
+             "output) with fresh optimizers; the dataset must have the networks' resolution, channels and labels "
+             "(the official resume_run_id).")] = None,
+    start_kimg: Annotated[float | None, typer.Option(
+        help="With --start-from: the kimg at which the schedule starts (official resume_kimg; default: the "
+             "snapshot's kimg when it records one, else 0).")] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 ... (default: cuda if available).")] = None,
     cpu_threads: Annotated[int | None, typer.Option(
         help="Threads for CPU math (default: torch's choice; 1 is fastest on a busy small machine).")] = None,
@@ -81,6 +88,7 @@ def run(
     log says which, and config.json lists it in "presets".
 
     Example: pgtrain run --preset v2-4gpus --data datasets/celebahq
+    Fine-tuning: pgtrain run --data datasets/mine --start-from celebahq.pt --start-kimg 12000
     """
     from pgtrain import distributed
     from pgtrain.config import apply_overrides, config_to_json, validate
@@ -91,7 +99,12 @@ def run(
     from pgtrain.run_dir import LogTee, create_run_dir, locate_resume
 
     snapshot = None
+    if start_kimg is not None and start_from is None:
+        raise PgtrainError("--start-kimg needs --start-from (the snapshot whose networks the new run starts from)")
     if resume is not None:
+        if start_from is not None:
+            raise PgtrainError("--resume continues a run, --start-from starts a new one from a snapshot's networks: "
+                               "choose one")
         if preset:
             raise PgtrainError("--preset cannot be combined with --resume: the snapshot's configuration is used "
                                "(change fields with --set)")
@@ -106,6 +119,15 @@ def run(
         config = resolve_config(preset, settings)  # the user's own choices are checked before any I/O
         reader = open_training_data(data, config.dataset.synthetic)
         config, dataset_line = resolve_run_config(preset, settings, detect_for_reader(reader))
+        if start_from is not None:
+            from pgtrain.checkpoint import load_snapshot
+            from pgtrain.finetune import adopt_networks
+            from pgtrain.finetune import start_kimg as resolve_start_kimg
+
+            start_snapshot = load_snapshot(start_from)
+            config = adopt_networks(config, start_snapshot)
+            dataset_line += (f"\nStarting from the networks of {start_from} at kimg "
+                             f"{resolve_start_kimg(start_snapshot, start_kimg):g} (fine-tuning: fresh optimizers)")
     dataset_name = reader.path.name
     description = run_description(config, dataset_name)
     typer.echo(f"Dataset: {reader.path} ({reader.num_images} images, {reader.channels}x{reader.resolution}x"
@@ -134,7 +156,7 @@ def run(
             log(f"Resuming from {snapshot}")
     trainer = Trainer(config, reader, run_dir, device=torch_device, log=log,
                       dataset_path=None if config.dataset.synthetic else str(Path(data).resolve()),
-                      resume_from=snapshot)
+                      resume_from=snapshot, start_from=start_from, start_kimg=start_kimg)
     install_signal_handlers(trainer)
     finished = trainer.run()
     if log is not None:
