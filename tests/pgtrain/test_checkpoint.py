@@ -52,9 +52,68 @@ def test_overwrite_is_atomic_replacement(tmp_path: Path, monkeypatch: pytest.Mon
         raise OSError("disk full")
 
     monkeypatch.setattr(torch, "save", broken_save)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(PgtrainError, match=r"s.pt: cannot write the snapshot \(disk full\); nothing was written"):
         _save(path, metadata={"version": 2})
     assert path.read_bytes() == original and os.listdir(tmp_path) == ["s.pt"]
+
+
+def test_a_full_disk_reported_by_torchs_zip_writer_is_one_line(tmp_path: Path, monkeypatch) -> None:
+    def full(*args, **kwargs):
+        raise RuntimeError("[enforce fail at inline_container.cc:603] . PytorchStreamWriter failed writing file "
+                           "data/3: file write failed\nmore torch detail")
+
+    monkeypatch.setattr(torch, "save", full)
+    with pytest.raises(PgtrainError, match="cannot write the snapshot .*file write failed") as info:
+        _save(tmp_path / "s.pt")
+    assert "\n" not in str(info.value) and os.listdir(tmp_path) == []
+
+
+def test_a_read_only_folder_is_one_line(tmp_path: Path) -> None:
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        if os.access(folder, os.W_OK):
+            pytest.skip("running as a user who can write anywhere (root)")
+        with pytest.raises(PgtrainError, match="cannot write the snapshot"):
+            _save(folder / "s.pt")
+    finally:
+        folder.chmod(0o700)
+
+
+def _tensor_data_offset(path: Path, member_suffix: str) -> int:
+    """Where a member's bytes start: after its local header, whose extra field (torch pads it for alignment)
+    differs from the central directory's."""
+    with zipfile.ZipFile(path) as archive:
+        info = next(i for i in archive.infolist() if i.filename.endswith(member_suffix))
+    header = path.read_bytes()[info.header_offset:info.header_offset + 30]
+    name_length, extra_length = int.from_bytes(header[26:28], "little"), int.from_bytes(header[28:30], "little")
+    return info.header_offset + 30 + name_length + extra_length
+
+
+def test_flipped_bytes_in_a_tensor_are_caught_by_the_archive_crc(tmp_path: Path) -> None:
+    """torch.load does not check CRCs: four flipped bytes in a tensor loaded silently (as NaN weights)."""
+    good = tmp_path / "good.pt"
+    _save(good)
+    data = bytearray(good.read_bytes())
+    start = _tensor_data_offset(good, "data/0")
+    data[start:start + 4] = b"\x00\x00\x80\x3f"  # 1.0: a finite, plausible weight; only the CRC tells
+    damaged = tmp_path / "damaged.pt"
+    damaged.write_bytes(bytes(data))
+    with pytest.raises(PgtrainError, match=r"damaged.pt: damaged snapshot \(CRC mismatch in .*data/0\)"):
+        load_snapshot(damaged)
+
+
+def test_non_finite_weights_are_refused(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    G, D = Generator(**G_KWARGS), Discriminator(**D_KWARGS)
+    Gs_state = {name: tensor.clone() for name, tensor in G.state_dict().items()}
+    Gs_state["to_rgb.0.bias"][0] = float("nan")
+    path = save_snapshot(tmp_path / "nan.pt", network_kwargs={"G": G_KWARGS, "D": D_KWARGS},
+                         G_state=G.state_dict(), D_state=D.state_dict(), Gs_state=Gs_state)
+    with pytest.raises(PgtrainError, match=r"nan.pt: Gs weight to_rgb.0.bias holds NaN or infinite values") as info:
+        load_snapshot(path)
+    assert "\n" not in str(info.value)
 
 
 def test_missing_corrupt_and_foreign_files(tmp_path: Path) -> None:

@@ -168,3 +168,22 @@ def test_config_from_dict_checks_what_it_reads():
     data["G"] = {"fmap_base": "wide"}
     with pytest.raises(PgtrainError, match="G.fmap_base"):
         config_from_dict(data)
+
+
+@pytest.mark.parametrize(("setting", "message"), [
+    ("sched.minibatch_base=0", r"setting sched.minibatch_base: must be at least 1, got 0"),
+    ("train.total_kimg=NaN", r"setting train.total_kimg: must be a finite number > 0, got nan"),
+    ("train.total_kimg=-1", r"setting train.total_kimg: must be a finite number > 0, got -1.0"),
+    ("train.total_kimg=nan", r"setting train.total_kimg: expected a float, got 'nan'"),
+    ("sched.minibatch_dict=notadict", r"setting sched.minibatch_dict: expected a dict\[int, int\], got 'notadict'"),
+    ("sched.minibatch_dict={4: 0}", r"setting sched.minibatch_dict: must be values of at least 1"),
+    ("sched.lod_initial_resolution=6", r"must be a power of two >= 4, got 6"),
+    ("train.G_smoothing=1.5", r"setting train.G_smoothing: must be in \[0, 1\), got 1.5"),
+    ("sched.G_lrate_dict={\"1024\": Infinity}", r"setting sched.G_lrate_dict: must be finite values > 0"),
+])
+def test_values_out_of_range_are_refused_before_any_work(setting, message):
+    from pgtrain.presets import resolve_config
+
+    with pytest.raises(PgtrainError, match=message) as info:
+        resolve_config([], [setting])
+    assert "\n" not in str(info.value)

@@ -140,3 +140,19 @@ def test_not_a_dataset_is_a_one_line_error(tmp_path):
     with pytest.raises(PgdataError, match="not a dataset") as info:
         open_training_data(tmp_path)
     assert "\n" not in str(info.value)
+
+
+def test_a_dataset_missing_a_level_the_run_trains_is_refused_at_start():
+    """A legacy HDF5 file can lack a middle level: found when the run starts, not when the schedule gets there."""
+    from pgtrain.errors import PgtrainError
+    from tests.pgtrain.test_loop import tiny_reader, tiny_trainer
+
+    class MissingLevel(type(tiny_reader())):
+        @property
+        def resolutions(self):
+            return tuple(r for r in super().resolutions if r != 8)
+
+    reader = tiny_reader()
+    reader.__class__ = MissingLevel
+    with pytest.raises(PgtrainError, match=r"tiny: no 8x8 level, which this run trains \(levels present: 4, 16\)"):
+        tiny_trainer(reader=reader)

@@ -182,3 +182,22 @@ def test_run_records_the_detected_preset_and_resume_does_not_detect_again(celeba
     assert "Dataset preset: none (from the snapshot's configuration, not detected again)" in resumed.output
     again = json.loads((results / "002-pgan-celebahq-v2-1gpu-fp32" / "config.json").read_text())
     assert again["train"]["mirror_augment"] is False and "celebahq" not in again["presets"]
+
+
+def test_a_full_disk_or_a_read_only_results_folder_is_one_line(dataset, tmp_path, monkeypatch, capsys):
+    import errno as errno_codes
+
+    from pgtrain import run_dir as run_dir_module
+    from pgtrain.cli import main
+
+    def refuse(results, description):
+        raise PermissionError(errno_codes.EACCES, "Permission denied", str(results))
+
+    monkeypatch.setattr(run_dir_module, "create_run_dir", refuse)
+    monkeypatch.setattr(sys, "argv", ["pgtrain", "run", "--data", str(dataset), "--results",
+                                      str(tmp_path / "results"), "--device", "cpu", *sum((["--set", s] for s in TINY), [])])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 1 and err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith(f"pgtrain: error: {tmp_path / 'results'}: Permission denied")

@@ -57,18 +57,49 @@ def save_snapshot(path: str | os.PathLike, *, network_kwargs: dict[str, dict[str
         "training_state": training_state,
         "metadata": dict(metadata or {}),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as error:
+        raise PgtrainError(f"{path}: cannot write the snapshot ({error.strerror or error})") from error
     try:
         with os.fdopen(handle, "wb") as file:
             torch.save(payload, file)
             file.flush()
             os.fsync(file.fileno())
         os.replace(temp_name, path)
+    except (OSError, RuntimeError) as error:  # torch's zip writer reports a full disk as a RuntimeError
+        Path(temp_name).unlink(missing_ok=True)
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error).splitlines()[0]
+        raise PgtrainError(f"{path}: cannot write the snapshot ({reason[:200]}); nothing was written under this "
+                           "name and earlier snapshots are intact") from error
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
         raise
     return path
+
+
+def check_archive(path: Path) -> None:
+    """Every member of the zip archive against its CRC-32: torch.load does not check them, so a flipped byte in a
+    tensor would otherwise load as a wrong (often NaN) weight."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError) as error:
+        raise PgtrainError(f"{path}: not a readable pgtrain snapshot ({error})") from error
+    if damaged is not None:
+        raise PgtrainError(f"{path}: damaged snapshot (CRC mismatch in {damaged}); it cannot be trusted")
+
+
+def check_finite(path: Path | None, states: dict[str, dict[str, torch.Tensor]]) -> None:
+    """Refuse NaN or infinite weights: no run we write has them (non-finite steps are skipped)."""
+    for network, state in states.items():
+        for name, tensor in state.items():
+            if not isinstance(tensor, torch.Tensor):
+                raise PgtrainError(f"{path}: {network} entry {name} is not a tensor")
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                raise PgtrainError(f"{path}: {network} weight {name} holds NaN or infinite values; the snapshot "
+                                   "is damaged (or comes from a diverged run)")
 
 
 def load_snapshot(path: str | os.PathLike) -> Snapshot:
@@ -78,6 +109,7 @@ def load_snapshot(path: str | os.PathLike) -> Snapshot:
         raise PgtrainError(f"{path}: no such snapshot file")
     if not zipfile.is_zipfile(path):
         raise PgtrainError(f"{path}: not a pgtrain snapshot (not a torch.save zip archive; truncated or corrupt?)")
+    check_archive(path)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for a corrupt file; all mean "unreadable"
@@ -99,6 +131,7 @@ def load_snapshot(path: str | os.PathLike) -> Snapshot:
             raise KeyError("network_kwargs/G/D/Gs")
     except KeyError as error:
         raise PgtrainError(f"{path}: incomplete pgtrain snapshot (missing or malformed {error})") from error
+    check_finite(path, {"G": states[0], "D": states[1], "Gs": states[2]})
     return Snapshot(network_kwargs=kwargs, G_state=states[0], D_state=states[1], Gs_state=states[2],
                     training_state=payload.get("training_state"), metadata=payload.get("metadata") or {},
                     path=path)

@@ -11,9 +11,11 @@ import dataclasses
 import functools
 import inspect
 import json
+import math
 import re
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -296,8 +298,47 @@ def apply_overrides(config: TrainingConfig, overrides: list[str]) -> None:
         apply_setting(config, key.strip(), parse_value(text))
 
 
+def _finite(value: float) -> bool:
+    return math.isfinite(value)
+
+
+def _power_of_two(value: int) -> bool:
+    return value >= 4 and value & (value - 1) == 0
+
+
+# (setting, rule, what the rule says): ranges that the types cannot express, checked before any work starts.
+_RANGES: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
+    ("train.total_kimg", lambda v: _finite(v) and v > 0, "a finite number > 0"),
+    ("train.G_smoothing", lambda v: _finite(v) and 0 <= v < 1, "in [0, 1)"),
+    ("train.image_snapshot_ticks", lambda v: v >= 1, "at least 1"),
+    ("train.network_snapshot_ticks", lambda v: v >= 1, "at least 1"),
+    ("sched.lod_initial_resolution", _power_of_two, "a power of two >= 4"),
+    ("sched.lod_training_kimg", lambda v: _finite(v) and v >= 0, "a finite number >= 0"),
+    ("sched.lod_transition_kimg", lambda v: _finite(v) and v >= 0, "a finite number >= 0"),
+    ("sched.minibatch_base", lambda v: v >= 1, "at least 1"),
+    ("sched.minibatch_dict", lambda d: all(v >= 1 for v in d.values()), "values of at least 1"),
+    ("sched.max_minibatch_per_gpu", lambda d: all(v >= 1 for v in d.values()), "values of at least 1"),
+    ("sched.G_lrate_base", lambda v: _finite(v) and v > 0, "a finite number > 0"),
+    ("sched.D_lrate_base", lambda v: _finite(v) and v > 0, "a finite number > 0"),
+    ("sched.G_lrate_dict", lambda d: all(_finite(v) and v > 0 for v in d.values()), "finite values > 0"),
+    ("sched.D_lrate_dict", lambda d: all(_finite(v) and v > 0 for v in d.values()), "finite values > 0"),
+    ("sched.tick_kimg_base", lambda v: _finite(v) and v > 0, "a finite number > 0"),
+    ("sched.tick_kimg_dict", lambda d: all(_finite(v) and v > 0 for v in d.values()), "finite values > 0"),
+    ("G_opt.beta2", lambda v: _finite(v) and 0 <= v < 1, "in [0, 1)"),
+    ("D_opt.beta2", lambda v: _finite(v) and 0 <= v < 1, "in [0, 1)"),
+    ("G_opt.epsilon", lambda v: _finite(v) and v > 0, "a finite number > 0"),
+    ("D_opt.epsilon", lambda v: _finite(v) and v > 0, "a finite number > 0"),
+    ("loss.wgan_target", lambda v: _finite(v) and v != 0, "finite and not 0"),
+)
+
+
 def validate(config: TrainingConfig) -> None:
-    """Reject combinations that cannot run, with one line the user can act on."""
+    """Reject values and combinations that cannot run, with one line the user can act on, before any work."""
+    for key, rule, wanted in _RANGES:
+        section, name = key.split(".")
+        value = getattr(getattr(config, section), name)
+        if not rule(value):
+            raise PgtrainError(f"setting {key}: must be {wanted}, got {value!r}")
     if config.precision not in PRECISIONS:
         raise PgtrainError(f"precision '{config.precision}' is not one of {', '.join(PRECISIONS)}")
     if config.grid.size not in ("1080p", "4k"):

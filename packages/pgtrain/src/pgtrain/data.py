@@ -126,6 +126,17 @@ def open_training_data(path: str | Path | None, synthetic: dict[str, int] | None
     return reader
 
 
+def check_levels(reader: DatasetReader, resolutions: list[int]) -> None:
+    """Refuse a dataset that lacks a level the run will train, when the run starts rather than days later when
+    the schedule reaches it (a legacy HDF5 file can miss a middle level)."""
+    present = set(reader.resolutions)
+    missing = [resolution for resolution in resolutions if resolution not in present]
+    if missing:
+        have = ", ".join(str(r) for r in sorted(present)) or "none"
+        raise PgtrainError(f"{reader.path}: no {missing[0]}x{missing[0]} level, which this run trains "
+                           f"(levels present: {have})")
+
+
 def select_labels(labels: np.ndarray | None, num_images: int, max_label_size: int | str) -> np.ndarray:
     """float32 [N, L] as the official dataset: 0 = no labels, 'full' = all, k = the first k components."""
     if labels is None or max_label_size == 0:

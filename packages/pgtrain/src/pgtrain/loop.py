@@ -34,7 +34,7 @@ from pgdata.progress import format_time
 from pgtrain import distributed
 from pgtrain.checkpoint import Snapshot, build_networks, load_snapshot, save_snapshot
 from pgtrain.config import TrainingConfig, config_from_dict, config_to_json
-from pgtrain.data import DataStage
+from pgtrain.data import DataStage, check_levels
 from pgtrain.ema import update_ema
 from pgtrain.errors import PgtrainError
 from pgtrain.finetune import adopt_networks, check_dataset_fits, start_kimg
@@ -42,7 +42,7 @@ from pgtrain.grids import choose_grid_indices, grid_shape, save_image_grid
 from pgtrain.networks import Discriminator, Generator
 from pgtrain.precision import LossScale, autocast, check_precision
 from pgtrain.run_dir import DONE_NAME, FINAL_NAME, LogTee, fakes_name, snapshot_name
-from pgtrain.schedule import SchedulePoint, lod_level_changed, minibatch_at, schedule_at
+from pgtrain.schedule import SchedulePoint, lod_level_changed, minibatch_at, schedule_at, trained_resolutions
 from pgtrain.training_step import (
     discriminator_step_loss,
     draw_discriminator_inputs,
@@ -130,8 +130,7 @@ def check_world_size(config: TrainingConfig, resolution_log2: int, world_size: i
             f"the configuration is made for num_gpus={config.num_gpus} but {world_size} process(es) are running; "
             f"use the preset for {world_size} GPU(s), or --set allow_gpu_count_mismatch=true to split the "
             f"{config.num_gpus}-GPU minibatches over {world_size} process(es)")
-    first = min(max(2, int(math.log2(config.sched.lod_initial_resolution))), resolution_log2)
-    for resolution in (2**k for k in range(first, resolution_log2 + 1)):
+    for resolution in trained_resolutions(config.sched, resolution_log2):
         minibatch = minibatch_at(resolution, config.sched, config.num_gpus)
         if minibatch % world_size or minibatch == 0:
             raise PgtrainError(f"the minibatch at {resolution}x{resolution} ({minibatch}) does not split evenly "
@@ -168,6 +167,7 @@ class Trainer:
         self.state = TrainingState()
         self.resolution_log2 = int(math.log2(reader.resolution))
         check_world_size(config, self.resolution_log2, self.world_size)
+        check_levels(reader, trained_resolutions(config.sched, self.resolution_log2))
 
         torch.manual_seed(config.seed)
         self.data = DataStage(reader, seed=config.seed, max_label_size=config.dataset.max_label_size,

@@ -89,6 +89,12 @@ def minibatch_at(resolution: int, config: ScheduleConfig, num_gpus: int = 1) -> 
     return minibatch
 
 
+def trained_resolutions(config: ScheduleConfig, resolution_log2: int) -> list[int]:
+    """Every level resolution the schedule trains, from lod_initial_resolution up to the full resolution."""
+    first = min(max(2, int(math.log2(config.lod_initial_resolution))), resolution_log2)
+    return [2**k for k in range(first, resolution_log2 + 1)]
+
+
 def lod_level_changed(previous_lod: float | None, lod: float) -> bool:
     """True when floor(lod) or ceil(lod) differs from the previous point's.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import sys
 
 import typer
@@ -13,6 +14,10 @@ app = typer.Typer(name="pgtrain", help="Train Progressive GANs (Karras et al., I
 
 from pgtrain.cli import networks as _networks  # noqa: F401,E402
 from pgtrain.cli import training as _training  # noqa: F401,E402
+
+
+# The machine's refusals (full disk, no permission, read-only file system): the user's to fix, not a bug of ours.
+ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS}
 
 
 def main() -> None:
@@ -28,4 +33,11 @@ def main() -> None:
         if debug:
             raise
         print(f"pgtrain: error: {error}", file=sys.stderr)
+        sys.exit(1)
+    except OSError as error:
+        if debug or error.errno not in ENVIRONMENT_ERRNOS:
+            raise
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"pgtrain: error: {where}{error.strerror or error} (the last snapshot written is intact; "
+              "--resume continues from it)", file=sys.stderr)
         sys.exit(1)
