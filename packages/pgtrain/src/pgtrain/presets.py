@@ -75,6 +75,11 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
                ("G.pixelnorm_epsilon", 1e-4),
                ("sched.max_minibatch_per_gpu", {512: 16, 1024: 8}),
            )),
+    Preset("bf16", "precision", "ours: bfloat16 autocast, no loss scaling (fp32's exponent range); the fp16 "
+           "caps {512: 16, 1024: 8}", (
+               ("precision", "bf16"),
+               ("sched.max_minibatch_per_gpu", {512: 16, 1024: 8}),
+           )),
     Preset("BENCHMARK", "mode", "speed test: 3+3 kimg phases through every resolution, 1-kimg ticks, "
            "no snapshots", (
                ("sched.lod_initial_resolution", 4),
