@@ -35,6 +35,7 @@ class LoopConfig:
     G_smoothing: float = 0.999  # Gs EMA beta per D step
     D_repeats: int = 1
     minibatch_repeats: int = 4  # minibatches per schedule evaluation
+    accumulation_steps: int = 1  # per-GPU shares each process computes in turn: num_gpus = processes × this
     reset_opt_for_new_lod: bool = True
     mirror_augment: bool = False
     image_snapshot_ticks: int = 1
@@ -310,6 +311,7 @@ def _power_of_two(value: int) -> bool:
 _RANGES: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
     ("train.total_kimg", lambda v: _finite(v) and v > 0, "a finite number > 0"),
     ("train.G_smoothing", lambda v: _finite(v) and 0 <= v < 1, "in [0, 1)"),
+    ("train.accumulation_steps", lambda v: v >= 1, "at least 1"),
     ("train.image_snapshot_ticks", lambda v: v >= 1, "at least 1"),
     ("train.network_snapshot_ticks", lambda v: v >= 1, "at least 1"),
     ("sched.lod_initial_resolution", _power_of_two, "a power of two >= 4"),

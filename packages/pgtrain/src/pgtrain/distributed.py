@@ -45,20 +45,15 @@ def init(device: str | None = None) -> torch.device:
     return device
 
 
-def average_gradients(parameters) -> None:
-    """Mean of gradients over ranks (the official sums over GPUs and multiplies by 1/num_gpus)."""
+def sum_over_ranks(values: torch.Tensor) -> torch.Tensor:
+    """Element-wise sum over ranks (a collective); the tensor itself on one process."""
     if world_size() <= 1:
-        return
-    grads = [p.grad for p in parameters if p.grad is not None]
-    if not grads:
-        return
-    flat = torch.cat([g.reshape(-1) for g in grads])
-    torch.distributed.all_reduce(flat)
-    flat /= world_size()
-    offset = 0
-    for g in grads:
-        g.copy_(flat[offset:offset + g.numel()].view_as(g))
-        offset += g.numel()
+        return values
+    backend = torch.distributed.get_backend()
+    device = torch.device("cuda", torch.cuda.current_device()) if backend == "nccl" else torch.device("cpu")
+    total = values.to(device).clone()
+    torch.distributed.all_reduce(total)
+    return total
 
 
 def gather_objects(value):

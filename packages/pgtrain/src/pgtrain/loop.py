@@ -23,6 +23,7 @@ import math
 import signal
 import time
 from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +39,11 @@ from pgtrain.data import DataStage, check_levels
 from pgtrain.ema import update_ema
 from pgtrain.errors import PgtrainError
 from pgtrain.finetune import adopt_networks, check_dataset_fits, start_kimg
+from pgtrain.gradient_sync import GradientAverager
 from pgtrain.grids import choose_grid_indices, grid_shape, save_image_grid
+from pgtrain.loss import LossTerms
 from pgtrain.networks import Discriminator, Generator
+from pgtrain.networks.common import split_lod
 from pgtrain.precision import LossScale, autocast, check_precision
 from pgtrain.run_dir import DONE_NAME, FINAL_NAME, LogTee, fakes_name, snapshot_name
 from pgtrain.schedule import SchedulePoint, lod_level_changed, minibatch_at, schedule_at, trained_resolutions
@@ -81,7 +85,14 @@ class StepStats:
             self.counts[name] = self.counts.get(name, 0) + value.numel()
 
     def means(self) -> dict[str, float]:
-        return {name: float(total) / self.counts[name] for name, total in self.sums.items()}
+        """Means over every rank's samples (a collective when several processes train)."""
+        names = sorted(self.sums)
+        if not names:
+            return {}
+        sums = torch.stack([torch.as_tensor(self.sums[name], dtype=torch.float64) for name in names])
+        counts = torch.tensor([self.counts[name] for name in names], dtype=torch.float64, device=sums.device)
+        sums, counts = distributed.sum_over_ranks(torch.stack([sums, counts])).cpu()
+        return {name: float(total) / float(count) for name, total, count in zip(names, sums, counts, strict=True)}
 
 
 def network_kwargs(config: TrainingConfig, reader: DatasetReader, label_size: int) -> dict[str, dict[str, Any]]:
@@ -125,16 +136,21 @@ def check_world_size(config: TrainingConfig, resolution_log2: int, world_size: i
     fail at a later resolution. `allow_gpu_count_mismatch` keeps the preset's global minibatches on purpose;
     every resolution's minibatch must still split evenly.
     """
-    if config.num_gpus != world_size and not config.allow_gpu_count_mismatch:
+    steps = config.train.accumulation_steps
+    shares = world_size * steps
+    if config.num_gpus != shares and not config.allow_gpu_count_mismatch:
+        accumulation = f" x {steps} accumulation steps" if steps > 1 else ""
         raise PgtrainError(
-            f"the configuration is made for num_gpus={config.num_gpus} but {world_size} process(es) are running; "
-            f"use the preset for {world_size} GPU(s), or --set allow_gpu_count_mismatch=true to split the "
-            f"{config.num_gpus}-GPU minibatches over {world_size} process(es)")
+            f"the configuration is made for num_gpus={config.num_gpus} but {world_size} process(es){accumulation} "
+            f"are running; use the preset for {shares} GPU(s), --set train.accumulation_steps=N to compute "
+            f"N per-GPU shares per process, or --set allow_gpu_count_mismatch=true to split the "
+            f"{config.num_gpus}-GPU minibatches over {shares} share(s)")
     for resolution in trained_resolutions(config.sched, resolution_log2):
         minibatch = minibatch_at(resolution, config.sched, config.num_gpus)
-        if minibatch % world_size or minibatch == 0:
+        if minibatch % shares or minibatch == 0:
             raise PgtrainError(f"the minibatch at {resolution}x{resolution} ({minibatch}) does not split evenly "
-                               f"over {world_size} process(es); adjust sched.minibatch_dict or the preset")
+                               f"into {shares} share(s) ({world_size} process(es) x {steps} accumulation "
+                               "steps); adjust sched.minibatch_dict or the preset")
 
 
 def gradients_finite(parameters) -> bool:
@@ -187,7 +203,10 @@ class Trainer:
         self._epsilon = {"G": config.G_opt.epsilon, "D": config.D_opt.epsilon}
         self.G_scale = LossScale(enabled=config.precision == "fp16")
         self.D_scale = LossScale(enabled=config.precision == "fp16")
-        self.generator = torch.Generator(self.device).manual_seed(config.seed + 1000 * self.rank)
+        # One random state on every rank: draws are made for the global minibatch and each rank keeps its share.
+        self.generator = torch.Generator(self.device).manual_seed(config.seed)
+        self.averagers = {"G": GradientAverager(self.G.parameters(), self.world_size),
+                          "D": GradientAverager(self.D.parameters(), self.world_size)}
         if resume_from is not None:
             self._restore(resume_from)
         if start is not None:
@@ -253,32 +272,40 @@ class Trainer:
         """One D update on a fresh real minibatch and fresh fakes made with the reals' labels."""
         batch = self.data.next_batch()
         draws = draw_discriminator_inputs(batch.images, batch.labels, self.G.latent_size,
-                                          self.config.train.mirror_augment, self.generator, self.device)
-        terms = discriminator_step_loss(self.G, self.D, draws, sched.lod, self.config.loss,
-                                        full_resolution=self.reader.resolution, precision=self.config.precision,
-                                        loss_scale=self.D_scale.value)
-        self._apply(self.D, self.D_opt, terms.loss, sched.D_lrate, self.D_scale, "D")
-        self.stats.add(terms.stats)
+                                          self.config.train.mirror_augment, self.generator, self.device,
+                                          rank=self.rank, world_size=self.world_size)
+        self._update("D", sched, sched.D_lrate, lambda index, count: discriminator_step_loss(
+            self.G, self.D, draws.part(index, count), sched.lod, self.config.loss,
+            full_resolution=self.reader.resolution, precision=self.config.precision, loss_scale=self.D_scale.value))
 
     def generator_step(self, sched: SchedulePoint) -> None:
         """One G update against D, with labels drawn at random from the dataset."""
-        draws = draw_generator_inputs(sched.minibatch // self.world_size, self.G.latent_size, self.label_table,
-                                      self.generator, self.device)
+        draws = draw_generator_inputs(sched.minibatch, self.G.latent_size, self.label_table, self.generator,
+                                      self.device, rank=self.rank, world_size=self.world_size)
         self.D.requires_grad_(False)
         try:
-            terms = generator_step_loss(self.G, self.D, draws, sched.lod, self.config.loss,
-                                        level_resolution=sched.resolution, precision=self.config.precision)
-            self._apply(self.G, self.G_opt, terms.loss, sched.G_lrate, self.G_scale, "G")
+            self._update("G", sched, sched.G_lrate, lambda index, count: generator_step_loss(
+                self.G, self.D, draws.part(index, count), sched.lod, self.config.loss,
+                level_resolution=sched.resolution, precision=self.config.precision))
         finally:
             self.D.requires_grad_(True)
-        self.stats.add(terms.stats)
 
-    def _apply(self, network, optimizer, loss, lrate: float, scale: LossScale, name: str) -> None:
-        """Backward, average over devices, skip the update if any gradient is not finite (counted)."""
+    def _update(self, name: str, sched: SchedulePoint, lrate: float,
+                share_loss: Callable[[int, int], LossTerms]) -> None:
+        """Backward over this process's shares (gradient accumulation), average over ranks while the last
+        backward runs, skip the update if any gradient is not finite (counted), else one Adam step."""
+        network, optimizer = (self.G, self.G_opt) if name == "G" else (self.D, self.D_opt)
+        scale = self.G_scale if name == "G" else self.D_scale
+        averager, steps = self.averagers[name], self.config.train.accumulation_steps
         optimizer.zero_grad(set_to_none=True)
-        (loss.float() * scale.value).backward()
+        for index in range(steps):
+            terms = share_loss(index, steps)
+            if index == steps - 1:
+                averager.arm(split_lod(sched.lod, network.max_lod)[0] * 2 + (sched.lod % 1 > 0))
+            (terms.loss.float() * (scale.value / steps)).backward()
+            self.stats.add(terms.stats)
+        averager.finish()
         parameters = list(network.parameters())
-        distributed.average_gradients(parameters)
         finite = gradients_finite(parameters)
         scale_value = scale.value
         scale.update(finite)
@@ -289,10 +316,10 @@ class Trainer:
             for p in parameters:
                 if p.grad is not None:
                     p.grad.mul_(1.0 / scale_value)
-        steps = getattr(self.state, f"{name}_adam_steps") + 1
-        setattr(self.state, f"{name}_adam_steps", steps)
+        adam_steps = getattr(self.state, f"{name}_adam_steps") + 1
+        setattr(self.state, f"{name}_adam_steps", adam_steps)
         set_learning_rate(optimizer, lrate)
-        match_tf_adam_epsilon(optimizer, self._epsilon[name], steps)
+        match_tf_adam_epsilon(optimizer, self._epsilon[name], adam_steps)
         optimizer.step()
 
     # -- maintenance: logs, grids, snapshots -------------------------------------------------------------

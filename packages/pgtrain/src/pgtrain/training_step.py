@@ -1,5 +1,9 @@
 """One D step's and one G step's losses, as functions of their random draws.
 
+Random draws are made for the whole global minibatch on every rank (all ranks share one random state) and each
+rank keeps its own share: the numbers a sample gets do not depend on how many processes share the work, so a run
+on 2 processes equals a run on 1 process that computes the same two shares in turn (`train.accumulation_steps`).
+
 The official step draws, in this order: the real minibatch and its labels (the dataset), a mirror flag per real
 (mirror augment), G's latents and the penalty's mixing factors (D step); then G's latents and labels drawn from
 the dataset's label table (G step). The trainer draws them (`draw_*`) and hands them to `*_step_loss`; a test
@@ -33,6 +37,11 @@ class DiscriminatorDraws:
     mixing_factors: torch.Tensor  # float32 [n, 1, 1, 1]: mixed = real + (fake - real) u
     mirror: torch.Tensor | None = None  # bool [n]: reals flipped left-right (mirror augment), None = off
 
+    def part(self, index: int, count: int) -> DiscriminatorDraws:
+        """Share `index` of `count` equal shares (gradient accumulation computes them in turn)."""
+        return DiscriminatorDraws(*(None if t is None else _share(t, index, count) for t in
+                                    (self.reals, self.labels, self.latents, self.mixing_factors, self.mirror)))
+
 
 @dataclass
 class GeneratorDraws:
@@ -41,27 +50,42 @@ class GeneratorDraws:
     latents: torch.Tensor  # float32 [n, latent_size]
     labels: torch.Tensor  # float32 [n, L]: rows of the dataset's label table, uniformly at random
 
+    def part(self, index: int, count: int) -> GeneratorDraws:
+        return GeneratorDraws(_share(self.latents, index, count), _share(self.labels, index, count))
+
+
+def _share(values: torch.Tensor, index: int, count: int) -> torch.Tensor:
+    """Rows index·n … (index+1)·n − 1 of `count` equal shares of n rows."""
+    size = len(values) // count
+    return values[index * size:(index + 1) * size]
+
 
 def draw_discriminator_inputs(images: np.ndarray, labels: np.ndarray, latent_size: int, mirror_augment: bool,
-                              rng: torch.Generator, device: torch.device) -> DiscriminatorDraws:
-    """The D step's draws for a real minibatch (uint8 images and their labels, as the data stage gives them)."""
+                              rng: torch.Generator, device: torch.device, *, rank: int = 0,
+                              world_size: int = 1) -> DiscriminatorDraws:
+    """The D step's draws for this rank's share of a real minibatch (uint8 images and their labels, as the data
+    stage gives them): drawn for the global minibatch, this rank's rows kept."""
     n = len(images)
+    total = n * world_size
     reals = torch.from_numpy(images).to(device, non_blocking=True)
     real_labels = torch.from_numpy(labels).to(device, non_blocking=True)
-    mirror = torch.rand(n, generator=rng, device=device) >= 0.5 if mirror_augment else None
-    latents = torch.randn(n, latent_size, generator=rng, device=device)
-    mixing = torch.rand(n, 1, 1, 1, generator=rng, device=device)
-    return DiscriminatorDraws(reals, real_labels, latents, mixing, mirror)
+    mirror = torch.rand(total, generator=rng, device=device) >= 0.5 if mirror_augment else None
+    latents = torch.randn(total, latent_size, generator=rng, device=device)
+    mixing = torch.rand(total, 1, 1, 1, generator=rng, device=device)
+    mine = [None if t is None else _share(t, rank, world_size) for t in (latents, mixing, mirror)]
+    return DiscriminatorDraws(reals, real_labels, mine[0], mine[1], mine[2])
 
 
-def draw_generator_inputs(count: int, latent_size: int, label_table: torch.Tensor, rng: torch.Generator,
-                          device: torch.device) -> GeneratorDraws:
-    """The G step's draws: fresh latents, and labels as random rows of the label table (empty without labels)."""
-    latents = torch.randn(count, latent_size, generator=rng, device=device)
+def draw_generator_inputs(minibatch: int, latent_size: int, label_table: torch.Tensor, rng: torch.Generator,
+                          device: torch.device, *, rank: int = 0, world_size: int = 1) -> GeneratorDraws:
+    """The G step's draws for this rank's share of the global `minibatch`: fresh latents, and labels as random rows
+    of the label table (empty without labels)."""
+    latents = torch.randn(minibatch, latent_size, generator=rng, device=device)
     if label_table.shape[1] == 0:
-        return GeneratorDraws(latents, torch.zeros(count, 0, device=device))
-    rows = torch.randint(len(label_table), (count,), generator=rng, device=device)
-    return GeneratorDraws(latents, label_table[rows])
+        labels = torch.zeros(minibatch, 0, device=device)
+    else:
+        labels = label_table[torch.randint(len(label_table), (minibatch,), generator=rng, device=device)]
+    return GeneratorDraws(latents, labels).part(rank, world_size)
 
 
 def discriminator_step_loss(G: torch.nn.Module, D: torch.nn.Module, draws: DiscriminatorDraws, lod: float,
