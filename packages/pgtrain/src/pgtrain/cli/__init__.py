@@ -15,7 +15,6 @@ app = typer.Typer(name="pgtrain", help="Train Progressive GANs (Karras et al., I
 from pgtrain.cli import networks as _networks  # noqa: F401,E402
 from pgtrain.cli import training as _training  # noqa: F401,E402
 
-
 # The machine's refusals (full disk, no permission, read-only file system): the user's to fix, not a bug of ours.
 ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS}
 
