@@ -48,7 +48,15 @@ def test_resuming_with_another_world_size_is_refused(tmp_path, monkeypatch):
         tiny_trainer(overrides=["allow_gpu_count_mismatch=true"], resume_from=snapshot)
 
 
-TWO_GPUS = ["num_gpus=2"]  # the tiny run's 4-image minibatches: 2 per rank
+TWO_GPUS = ["num_gpus=2", "train.verify_ranks=true"]  # the tiny run's 4-image minibatches: 2 per rank
+
+
+def test_diverged_ranks_are_caught():
+    from pgtrain.loop import check_ranks_agree
+
+    check_ranks_agree([[1.5, 2.0, 3.0], [1.5, 2.0, 3.0]])
+    with pytest.raises(PgtrainError, match="rank 1's networks differ from rank 0's"):
+        check_ranks_agree([[1.5, 2.0, 3.0], [1.5, 2.0, 3.0000001]])
 
 
 def _parameters(trainer: Trainer) -> dict[str, torch.Tensor]:

@@ -36,6 +36,7 @@ class LoopConfig:
     D_repeats: int = 1
     minibatch_repeats: int = 4  # minibatches per schedule evaluation
     accumulation_steps: int = 1  # per-GPU shares each process computes in turn: num_gpus = processes × this
+    verify_ranks: bool = False  # debugging: at every tick, check that G, D and Gs are identical on every rank
     reset_opt_for_new_lod: bool = True
     mirror_augment: bool = False
     image_snapshot_ticks: int = 1

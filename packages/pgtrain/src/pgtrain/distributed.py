@@ -1,25 +1,48 @@
-"""Rank, world size and rank-0 printing from torchrun's environment; one process when not launched by it.
+"""Rank, world size and rank-0 printing from the launcher's environment; one process when not launched by one.
 
-No global state beyond what torchrun sets: multi-node needs nothing special (as EDM's torch_utils.distributed).
+torchrun (and `pgtrain run --gpus N`, which starts torch's elastic launcher itself) sets RANK, WORLD_SIZE and
+LOCAL_RANK; SLURM's `srun` sets SLURM_PROCID, SLURM_NTASKS and SLURM_LOCALID, used when torchrun's are absent
+(MASTER_ADDR and MASTER_PORT then come from the job script). No global state beyond that environment, so
+multi-node needs nothing special (as EDM's torch_utils.distributed).
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import os
+import sys
+from collections.abc import Iterator
 
 import torch
 
+from pgtrain.errors import PgtrainError
+
+DEFAULT_TIMEOUT_S = 600  # a collective waiting longer than this means a rank is gone: the job stops
+
+
+def _environment(name: str, slurm_name: str, default: str) -> int:
+    value = os.environ.get(name)
+    if value is None and "SLURM_NTASKS" in os.environ:
+        value = os.environ.get(slurm_name)
+    return int(value if value is not None else default)
+
 
 def rank() -> int:
-    return int(os.environ.get("RANK", "0"))
+    return _environment("RANK", "SLURM_PROCID", "0")
 
 
 def world_size() -> int:
-    return int(os.environ.get("WORLD_SIZE", "1"))
+    return _environment("WORLD_SIZE", "SLURM_NTASKS", "1")
 
 
 def local_rank() -> int:
-    return int(os.environ.get("LOCAL_RANK", "0"))
+    return _environment("LOCAL_RANK", "SLURM_LOCALID", "0")
+
+
+def launched() -> bool:
+    """True inside a process that a launcher started (torchrun, our own launch, srun)."""
+    return "RANK" in os.environ or "SLURM_NTASKS" in os.environ
 
 
 def is_main() -> bool:
@@ -32,17 +55,62 @@ def print0(*args, **kwargs) -> None:
         print(*args, **kwargs)
 
 
-def init(device: str | None = None) -> torch.device:
-    """The device this process trains on; joins the process group when torchrun started several processes."""
+def init(device: str | None = None, timeout_s: float = DEFAULT_TIMEOUT_S) -> torch.device:
+    """The device this process trains on; joins the process group when a launcher started several processes.
+
+    Collectives time out after `timeout_s`, so a rank that died or hangs stops the job instead of blocking it.
+    """
     if device is None:
         device = f"cuda:{local_rank()}" if torch.cuda.is_available() else "cpu"
     device = torch.device(device)
     if device.type == "cuda":
         torch.cuda.set_device(device)
     if world_size() > 1 and not torch.distributed.is_initialized():
+        if "SLURM_NTASKS" in os.environ and "RANK" not in os.environ:
+            os.environ.update(RANK=str(rank()), WORLD_SIZE=str(world_size()), LOCAL_RANK=str(local_rank()))
         backend = "nccl" if device.type == "cuda" else "gloo"
-        torch.distributed.init_process_group(backend=backend, init_method="env://")
+        torch.distributed.init_process_group(backend=backend, init_method="env://",
+                                             timeout=datetime.timedelta(seconds=timeout_s))
     return device
+
+
+@contextlib.contextmanager
+def collective(what: str) -> Iterator[None]:
+    """Turn a failed collective (a peer that died, or no answer within the timeout) into one line."""
+    try:
+        yield
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__
+        raise PgtrainError(f"{what}: another process stopped or stopped answering; the job stops ({first})") \
+            from error
+
+
+def default_process_count(num_gpus: int, device: str | None) -> int:
+    """How many processes `pgtrain run` starts by itself: the preset's GPU count when that many GPUs are visible
+    and the run is on CUDA, else one (the world-size check then says what to change)."""
+    on_cuda = torch.cuda.is_available() and (device is None or device.startswith("cuda"))
+    if on_cuda and num_gpus > 1 and torch.cuda.device_count() >= num_gpus:
+        return num_gpus
+    return 1
+
+
+def launch(processes: int, arguments: list[str]) -> None:
+    """Run `python -m pgtrain <arguments>` in `processes` processes on this machine through torch's elastic
+    launcher (what torchrun --standalone does): rendezvous on a free local port, no restarts, and when one
+    process fails the others are stopped and the failure is reported in one line."""
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+    config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=processes, run_id=f"pgtrain-{os.getpid()}",
+                          rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0, monitor_interval=0.5)
+    try:
+        elastic_launch(config, sys.executable)("-m", "pgtrain", *arguments)
+    except ChildFailedError as error:
+        local, failure = error.get_first_failure()  # the cause; the launcher then stopped the others
+        code = failure.exitcode
+        how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
+        raise PgtrainError(f"process {local} of {processes} {how}; the others were stopped "
+                           "(its own error, if any, is above)") from None
 
 
 def sum_over_ranks(values: torch.Tensor) -> torch.Tensor:
@@ -52,7 +120,8 @@ def sum_over_ranks(values: torch.Tensor) -> torch.Tensor:
     backend = torch.distributed.get_backend()
     device = torch.device("cuda", torch.cuda.current_device()) if backend == "nccl" else torch.device("cpu")
     total = values.to(device).clone()
-    torch.distributed.all_reduce(total)
+    with collective("reducing statistics"):
+        torch.distributed.all_reduce(total)
     return total
 
 
@@ -61,7 +130,8 @@ def gather_objects(value):
     if world_size() <= 1:
         return [value]
     gathered = [None] * world_size()
-    torch.distributed.all_gather_object(gathered, value)
+    with collective("gathering the random states"):
+        torch.distributed.all_gather_object(gathered, value)
     return gathered
 
 
@@ -72,5 +142,6 @@ def any_rank(flag: bool) -> bool:
     backend = torch.distributed.get_backend()
     device = torch.device("cuda", torch.cuda.current_device()) if backend == "nccl" else torch.device("cpu")
     value = torch.tensor([1 if flag else 0], device=device)
-    torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MAX)
+    with collective("agreeing on a stop"):
+        torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MAX)
     return bool(value.item())

@@ -21,6 +21,8 @@ from collections.abc import Hashable, Iterable
 
 import torch
 
+from pgtrain.distributed import collective
+
 BUCKET_BYTES = 25 * 2**20
 
 
@@ -84,7 +86,8 @@ class GradientAverager:
 
     def _launch(self, current: _Pass, bucket: list[torch.nn.Parameter]) -> None:
         flat = torch.cat([p.grad.reshape(-1) for p in bucket])
-        work = torch.distributed.all_reduce(flat, async_op=True)
+        with collective("averaging gradients"):
+            work = torch.distributed.all_reduce(flat, async_op=True)
         current.in_flight.append((work, flat, bucket))
 
     def finish(self) -> None:
@@ -101,7 +104,8 @@ class GradientAverager:
         elif current.next_launch != len(current.plan) or len(with_grads) != len(current.bucket_of):
             raise RuntimeError(f"the parameters with gradients differ from the plan for {current.key!r}")
         for work, flat, bucket in current.in_flight:
-            work.wait()
+            with collective("averaging gradients"):
+                work.wait()
             flat /= self.world_size
             offset = 0
             for parameter in bucket:

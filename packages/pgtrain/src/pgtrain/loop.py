@@ -153,6 +153,19 @@ def check_world_size(config: TrainingConfig, resolution_log2: int, world_size: i
                                "steps); adjust sched.minibatch_dict or the preset")
 
 
+def network_checksums(*networks: torch.nn.Module) -> list[float]:
+    """One float64 sum of every parameter and buffer per network: cheap, and differs after any divergence."""
+    return [float(sum(t.detach().double().sum() for t in (*net.parameters(), *net.buffers()))) for net in networks]
+
+
+def check_ranks_agree(checksums_per_rank: list[list[float]]) -> None:
+    """Refuse to go on when a rank's networks differ from rank 0's (train.verify_ranks)."""
+    for rank, checksums in enumerate(checksums_per_rank[1:], start=1):
+        if checksums != checksums_per_rank[0]:
+            raise PgtrainError(f"rank {rank}'s networks differ from rank 0's (checksums {checksums} vs "
+                               f"{checksums_per_rank[0]}): the ranks have diverged")
+
+
 def gradients_finite(parameters) -> bool:
     """True when every gradient is finite: the official optimizers skip the whole update otherwise."""
     grads = [p.grad for p in parameters if p.grad is not None]
@@ -347,6 +360,8 @@ class Trainer:
             record["TrainD/loss_scaling_log2"] = self.D_scale.log2
         self.stats = StepStats()
         loop = self.config.train
+        if loop.verify_ranks:
+            check_ranks_agree(distributed.gather_objects(network_checksums(self.G, self.D, self.Gs)))
         if self.run_dir is not None and distributed.is_main():
             with open(self.run_dir / "stats.jsonl", "a", encoding="utf-8") as file:
                 file.write(json.dumps(record) + "\n")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -73,6 +74,13 @@ def run(
         help="With --start-from: the kimg at which the schedule starts (official resume_kimg; default: the "
              "snapshot's kimg when it records one, else 0).")] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 ... (default: cuda if available).")] = None,
+    gpus: Annotated[int | None, typer.Option(
+        help="Processes to start, one per GPU (default: the preset's num_gpus when that many GPUs are visible, "
+             "else 1). Under torchrun or srun the launcher's world is used. With --device cpu: that many gloo "
+             "processes (for tests).", min=1)] = None,
+    collective_timeout: Annotated[float, typer.Option(
+        help="Seconds a process waits for the others in a gradient exchange before the job stops with an error "
+             "(a rank that died or hangs).", min=1)] = 600,
     cpu_threads: Annotated[int | None, typer.Option(
         help="Threads for CPU math (default: torch's choice; 1 is fastest on a busy small machine).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the resolved configuration and exit.")] = False,
@@ -128,22 +136,31 @@ def run(
             config = adopt_networks(config, start_snapshot)
             dataset_line += (f"\nStarting from the networks of {start_from} at kimg "
                              f"{resolve_start_kimg(start_snapshot, start_kimg):g} (fine-tuning: fresh optimizers)")
+    processes = gpus if gpus is not None else distributed.default_process_count(config.num_gpus, device)
+    if distributed.launched():
+        if gpus is not None and gpus != distributed.world_size():
+            raise PgtrainError(f"--gpus {gpus}, but the launcher started {distributed.world_size()} process(es)")
+    elif processes > 1 and not dry_run:
+        typer.echo(f"Starting {processes} processes (torch.distributed elastic launcher) ...")
+        distributed.launch(processes, sys.argv[1:])
+        return
     dataset_name = reader.path.name
     description = run_description(config, dataset_name)
-    typer.echo(f"Dataset: {reader.path} ({reader.num_images} images, {reader.channels}x{reader.resolution}x"
-               f"{reader.resolution}, labels {reader.label_size})")
-    typer.echo(dataset_line)
-    typer.echo(f"Configuration ({'+'.join(config.presets)}{', resumed from ' + str(snapshot) if snapshot else ''}):")
-    typer.echo(config_to_json(config))
+    say = typer.echo if distributed.is_main() else (lambda *args, **kwargs: None)  # one copy, from rank 0
+    say(f"Dataset: {reader.path} ({reader.num_images} images, {reader.channels}x{reader.resolution}x"
+        f"{reader.resolution}, labels {reader.label_size})")
+    say(dataset_line)
+    say(f"Configuration ({'+'.join(config.presets)}{', resumed from ' + str(snapshot) if snapshot else ''}):")
+    say(config_to_json(config))
     if dry_run:
-        typer.echo(f"Dry run: would write {results}/NNN-{description}/")
+        say(f"Dry run: would write {results}/NNN-{description}/")
         return
 
     if cpu_threads is not None:
         import torch
 
         torch.set_num_threads(max(1, cpu_threads))
-    torch_device = distributed.init(device)
+    torch_device = distributed.init(device, collective_timeout)
     run_dir = create_run_dir(results, description) if distributed.is_main() else None
     log = None
     if run_dir is not None:
