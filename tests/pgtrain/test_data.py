@@ -156,3 +156,30 @@ def test_a_dataset_missing_a_level_the_run_trains_is_refused_at_start():
     reader.__class__ = MissingLevel
     with pytest.raises(PgtrainError, match=r"tiny: no 8x8 level, which this run trains \(levels present: 4, 16\)"):
         tiny_trainer(reader=reader)
+
+
+@pytest.mark.parametrize("resolution", [4, 16])
+def test_ranks_and_reader_threads_see_each_image_once_per_pass_also_across_a_resume(resolution):
+    """2 ranks x 2 reader threads (levels read by index: buffer 0 MB), 12 images, global minibatch 4: every image
+    exactly once per pass, with a resume of both ranks in the middle of the second pass."""
+    reader = _reader(n=12)
+    level = {reader._levels[resolution][i].tobytes(): i for i in range(12)}
+
+    def stage(rank, position=0):
+        made = DataStage(_reader(n=12), seed=5, rank=rank, world_size=2, buffer_mb=0, workers=2, position=position)
+        made.configure(resolution, 4)
+        return made
+
+    stages = [stage(0), stage(1)]
+    seen = []
+    for step in range(6):  # two passes of 3 global minibatches
+        if step == 4:  # resume both ranks from the saved position
+            position = stages[0].position
+            for old in stages:
+                old.close()
+            stages = [stage(0, position), stage(1, position)]
+        for rank_stage in stages:
+            seen.extend(level[image.tobytes()] for image in rank_stage.next_batch().images)
+    for rank_stage in stages:
+        rank_stage.close()
+    assert sorted(seen[:12]) == list(range(12)) and sorted(seen[12:]) == list(range(12))
