@@ -20,6 +20,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from pgdata.exporter import export_dataset
+from pgdata.hashing import file_sha256
 from pgdata.sources.base import Source, SourceInfo
 from pgmetrics import cli, inception
 from pgmetrics.evaluate import header_lines
@@ -168,7 +169,7 @@ def test_evaluate_swd_msssim_through_the_cli(run_dir, env, monkeypatch, capsys):
 
 
 def evaluate_inception(run_dir, weights, metrics, monkeypatch, capsys):
-    monkeypatch.setattr(inception, "WEIGHTS_SHA256_PREFIX", inception.file_sha256(weights)[:8])
+    monkeypatch.setattr(inception, "WEIGHTS_SHA256_PREFIX", file_sha256(weights)[:8])
     code, _, err = pgmetrics(monkeypatch, capsys, "evaluate", run_dir, "--metrics", metrics, "--num", NUM_INCEPTION,
                              "--inception-weights", weights, "--is-splits", 4, "--kid-subsets", 5,
                              "--kid-subset-size", 4, "--quiet")

@@ -68,12 +68,12 @@ def test_original_tfrecords_and_legacy_hdf5_sources(tmp_path):
         assert (source.num_images, source.channels, source.resolution) == (5, 3, resolution)
         np.testing.assert_array_equal(_all(source, 2, 5), levels[resolution])
     assert open_source(folder).resolution == 16  # default: the full resolution
-    fingerprints = {open_source(folder, resolution=r).fingerprint() for r in (8, 16)}
+    fingerprints = {open_source(folder, resolution=r).fingerprint(5) for r in (8, 16)}
     assert len(fingerprints) == 2
-    before = open_source(folder, resolution=16).fingerprint()
+    before = open_source(folder, resolution=16).fingerprint(5)
     other = random_levels(5, 3, 16, seed=5)
     write_tfrecords_dataset(tmp_path / "tf", other)
-    assert open_source(folder, resolution=16).fingerprint() != before
+    assert open_source(folder, resolution=16).fingerprint(5) != before
     with pytest.raises(PgdataError, match="no 32x32 images"):  # the CLI prints it as one line
         open_source(folder, resolution=32)
 

@@ -1,17 +1,20 @@
-"""Real-set statistics cache: arrays stored under a key derived from the dataset's sha256 fingerprint and every
-setting that changes them, so a real set is processed once (FID/KID features, SWD descriptors)."""
+"""Real-set statistics cache: arrays stored under a key derived from the sha256 fingerprint of the images read
+(see sources.py) and every setting that changes them, so a real set is processed once (FID/KID features, SWD
+descriptors). Non-finite arrays are never stored nor served: a NaN must not outlive the run that made it."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 
+from pgmetrics.errors import PgmetricsError
 from pgmetrics.inception import default_cache_dir
+from pgmetrics.output import atomic_output
 
 
 def stats_dir() -> Path:
@@ -23,28 +26,35 @@ def cache_key(kind: str, fingerprint: str, settings: dict) -> str:
     return f"{kind}-{hashlib.sha256(text.encode()).hexdigest()[:32]}"
 
 
+def all_finite(arrays: dict[str, np.ndarray]) -> bool:
+    return all(np.isfinite(array).all() for array in arrays.values())
+
+
 def load(key: str, directory: Path | None = None) -> dict[str, np.ndarray] | None:
-    """The stored arrays, or None when absent or unreadable (then the statistics are simply recomputed)."""
+    """The stored arrays, or None when absent, unreadable (the zip CRCs are checked as the members are read) or
+    not finite: then the statistics are simply recomputed."""
     path = (directory or stats_dir()) / f"{key}.npz"
     if not path.is_file():
         return None
     try:
-        with np.load(path) as archive:
-            return {name: archive[name] for name in archive.files}
-    except (OSError, ValueError):
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error):
         return None
+    return arrays if all_finite(arrays) else None
 
 
 def save(key: str, arrays: dict[str, np.ndarray], directory: Path | None = None) -> Path | None:
-    """Write atomically (temporary file, then rename); a read-only cache only costs the reuse."""
+    """Write atomically (temporary file, then rename); a read-only cache only costs the reuse. Non-finite arrays
+    are not stored."""
+    if not all_finite(arrays):
+        return None
     directory = directory or stats_dir()
+    final = directory / f"{key}.npz"
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        handle, temp = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=directory)
-        with os.fdopen(handle, "wb") as file:
+        with atomic_output(final) as file:
             np.savez(file, **arrays)
-        final = directory / f"{key}.npz"
-        os.replace(temp, final)
-        return final
-    except OSError:
+    except (OSError, PgmetricsError):
         return None
+    return final

@@ -20,13 +20,15 @@ WEIGHTS_HELP = ("TF-Inception weights (pt_inception-2015-12-05-6726825d.pth); de
 
 
 def _settings(metrics: str, num, seed, swd_reference_rng, minibatch, resize, device, inception_weights, is_splits,
-              kid_subsets, kid_subset_size, msssim_reals, no_cache, quiet):
-    from pgmetrics.compare import Settings, parse_metrics
+              kid_subsets, kid_subset_size, msssim_reals, no_cache, quiet, swd_official_warmup=False):
+    """The settings, checked before any work (sources, weights): a bad option is one line at once."""
+    from pgmetrics.compare import Settings, check_settings, parse_metrics
 
-    return Settings(metrics=parse_metrics(metrics), num=num, seed=seed, swd_reference_rng=swd_reference_rng,
-                    minibatch=minibatch, resize=resize, device=device, inception_weights=inception_weights,
-                    is_splits=is_splits, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size,
-                    msssim_reals=msssim_reals, use_cache=not no_cache, quiet=quiet)
+    return check_settings(Settings(
+        metrics=parse_metrics(metrics), num=num, seed=seed, swd_reference_rng=swd_reference_rng,
+        swd_official_warmup=swd_official_warmup, minibatch=minibatch, resize=resize, device=device,
+        inception_weights=inception_weights, is_splits=is_splits, kid_subsets=kid_subsets,
+        kid_subset_size=kid_subset_size, msssim_reals=msssim_reals, use_cache=not no_cache, quiet=quiet))
 
 
 @app.command()
@@ -60,11 +62,12 @@ def compare(
     Example: pgmetrics compare datasets/celeba128 fakes/ --metrics swd,msssim,fid --num 16384 --seed 1 --json out.json
     """
     from pgmetrics import compare as comparing
+    from pgmetrics.output import check_writable, write_text
     from pgmetrics.sources import open_source
 
     settings = _settings(metrics, num, seed, swd_reference_rng, minibatch, resize, device, inception_weights,
-                         is_splits, kid_subsets, kid_subset_size, msssim_reals, no_cache, quiet)
-    settings.swd_official_warmup = swd_official_warmup
+                         is_splits, kid_subsets, kid_subset_size, msssim_reals, no_cache, quiet, swd_official_warmup)
+    json_path = check_writable(json_out) if json_out else None
     real_source = open_source(real)
     fake_source = open_source(fake, seed=seed, labels=None)
     result = comparing.compare(real_source, fake_source, settings)
@@ -73,8 +76,8 @@ def compare(
     width = max(len(name) for name in result["metrics"])
     for name, value in result["metrics"].items():
         print(f"{name:<{width}}  {value:.6f}")
-    if json_out:
-        json_out.write_text(json.dumps(result, indent=1) + "\n")
+    if json_path:
+        write_text(json_path, json.dumps(result, indent=1) + "\n")
 
 
 @app.command()
@@ -93,16 +96,23 @@ def features(
     Example: pgmetrics features datasets/celebahq --inception-weights pt_inception-2015-12-05-6726825d.pth --out real.npz
     """
     from pgmetrics import inception
-    from pgmetrics.compare import progress, to_rgb
+    from pgmetrics.compare import check_at_least, check_seed, progress, to_rgb
     from pgmetrics.device import select_device
+    from pgmetrics.output import atomic_output, check_writable
     from pgmetrics.sources import open_source
 
+    check_at_least("--num", num, 1)
+    check_at_least("--batch-size", batch_size, 1)
+    check_seed(seed)
+    out = check_writable(out if out.suffix == ".npz" else out.with_name(out.name + ".npz"))  # as np.savez names it
     chosen = select_device(device)
-    network, sha = inception.load_inception(inception_weights, chosen)
     images = open_source(source, seed=seed)
     count = num if num is not None else images.num_images
     if count is None:
         raise PgmetricsError("a snapshot generates as many images as asked: give --num", source)
+    if images.num_images is not None and count > images.num_images:
+        raise PgmetricsError(f"has only {images.num_images} images, --num {count} asked", images.name)
+    network, sha = inception.load_inception(inception_weights, chosen)
     pools, logits = [], []
     with progress(count, "features", quiet) as bar:
         for batch in images.iter_batches(batch_size, 0, count):
@@ -110,8 +120,9 @@ def features(
             pools.append(pool)
             logits.append(logit)
             bar.update(len(batch))
-    np.savez(out, pool_3=np.concatenate(pools), logits_unbiased=np.concatenate(logits),
-             weights_sha256=np.array(sha))
+    with atomic_output(out) as file:
+        np.savez(file, pool_3=np.concatenate(pools), logits_unbiased=np.concatenate(logits),
+                 weights_sha256=np.array(sha))
     print(f"{out}: {sum(len(p) for p in pools)} images")
 
 
@@ -146,8 +157,7 @@ def evaluate(
 
     settings = _settings(metrics, num, seed, swd_reference_rng, minibatch, False, device, inception_weights,
                          is_splits, kid_subsets, kid_subset_size, False, no_cache, quiet)
-    for path in evaluate_run(run_dir, settings, real=real, real_passes=real_passes):
-        print(path)
+    evaluate_run(run_dir, settings, real=real, real_passes=real_passes)
 
 
 @app.command()

@@ -17,12 +17,13 @@ import torch.nn.functional as F
 from pgmetrics import cache, fid, inception, inception_score, kid, ms_ssim, swd
 from pgmetrics.device import select_device
 from pgmetrics.errors import PgmetricsError
-from pgmetrics.sources import ImageSource
+from pgmetrics.sources import ImageSource, pixel_digest, update_pixels
 
 METRICS = ("swd", "msssim", "fid", "is", "kid")
 INCEPTION_METRICS = {"fid", "is", "kid"}
 REAL_METRICS = {"swd", "fid", "kid"}
 FORMATS = {"SWD": "%-13.4f", "MS-SSIM": "%-10.4f", "FID": "%-10.4f", "IS": "%-10.4f", "KID": "%-12.6f"}
+MAX_SEED = 2**32 - 1  # numpy's RandomState (SWD's reference draws, snapshot latents) takes 0 .. 2**32 - 1
 
 
 @dataclass
@@ -58,6 +59,42 @@ def minimum_images(settings: Settings) -> dict[str, int]:
     return {"swd": 1, "msssim": 2, "fid": fid.MIN_IMAGES, "is": settings.is_splits, "kid": settings.kid_subset_size}
 
 
+def check_settings(settings: Settings) -> Settings:
+    """Refuse, before any source is opened or any weight loaded, the settings that could only fail later: counts
+    below 1, a seed numpy cannot take, --num below a metric's minimum, an odd count or minibatch for MS-SSIM."""
+    for name, value, least in (("--num", settings.num, 1), ("--minibatch", settings.minibatch, 1),
+                               ("--is-splits", settings.is_splits, 1), ("--kid-subsets", settings.kid_subsets, 1),
+                               ("--kid-subset-size", settings.kid_subset_size, 2)):
+        check_at_least(name, value, least)
+    check_seed(settings.seed)
+    if settings.swd_official_warmup and "swd" in settings.metrics and not settings.swd_reference_rng:
+        raise PgmetricsError("--swd-official-warmup only applies with --swd-reference-rng")
+    if settings.swd_reference_rng and settings.minibatch and settings.minibatch % 2 and "msssim" in settings.metrics:
+        raise PgmetricsError("MS-SSIM needs an even --minibatch")
+    if settings.num is not None:
+        check_count(settings, settings.num)
+    return settings
+
+
+def check_at_least(option: str, value: int | None, least: int) -> None:
+    if value is not None and value < least:
+        raise PgmetricsError(f"{option} must be at least {least}, got {value}")
+
+
+def check_seed(seed: int) -> None:
+    if not 0 <= seed <= MAX_SEED:
+        raise PgmetricsError(f"--seed must be in 0 .. {MAX_SEED}, got {seed}")
+
+
+def check_count(settings: Settings, num: int) -> None:
+    """Each requested metric's minimum, and MS-SSIM's pairs."""
+    for metric, minimum in minimum_images(settings).items():
+        if metric in settings.metrics and num < minimum:
+            raise PgmetricsError(f"{metric} needs at least {minimum} images, got {num}")
+    if "msssim" in settings.metrics and num % 2:
+        raise PgmetricsError(f"MS-SSIM pairs images (0,1), (2,3), ...: --num must be even, got {num}")
+
+
 def to_rgb(batch: np.ndarray, resolution: int, resize: bool) -> np.ndarray:
     """Tile grey to RGB (as the official evaluation did) and optionally resize (antialiased bilinear, rounded)."""
     if batch.shape[1] == 1:
@@ -90,9 +127,12 @@ class SetPass:
         self.msssim_sum, self.msssim_pairs, self.count = 0.0, 0, 0
 
     def run(self, source: ImageSource, batch_size: int, start: int, num: int, resolution: int, resize: bool,
-            label: str, quiet: bool) -> SetPass:
+            label: str, quiet: bool, digest=None) -> SetPass:
+        """Feed `num` images of `source` from `start`; `digest`, when given, also receives their pixels."""
         with progress(num, label, quiet) as bar:
             for batch in source.iter_batches(batch_size, start, start + num):
+                if digest is not None:
+                    update_pixels(digest, batch)
                 self.feed(to_rgb(batch, resolution, resize))
                 bar.update(len(batch))
         if self.count < num:
@@ -133,16 +173,12 @@ class Evaluator:
                 raise PgmetricsError(f"SWD needs RGB or grey images, got {real.channels} channels", real.name)
         self.batch_size = settings.minibatch or (swd.official_minibatch(self.resolution)
                                                  if settings.swd_reference_rng else 64)
-        if settings.swd_reference_rng and self.batch_size % 2 and "msssim" in self.metrics:
-            raise PgmetricsError("MS-SSIM needs an even --minibatch")
         self.network = None
         self.weights_sha = None
         if INCEPTION_METRICS & set(self.metrics):
             self.network, self.weights_sha = inception.load_inception(settings.inception_weights, self.device)
         self.rng = swd.make_rng(settings.seed, settings.swd_reference_rng)
         if settings.swd_official_warmup and "swd" in self.metrics:
-            if not settings.swd_reference_rng:
-                raise PgmetricsError("--swd-official-warmup only applies with --swd-reference-rng")
             self.rng.official_warmup(self.batch_size, swd.swd_resolutions(self.resolution))
         self.real_features: np.ndarray | None = None
         self.real_logits: np.ndarray | None = None
@@ -152,8 +188,7 @@ class Evaluator:
 
     # --- reals ------------------------------------------------------------------------------------------------
 
-    def _keys(self) -> dict[str, str]:
-        fingerprint = self.real.fingerprint()
+    def _keys(self, fingerprint: str) -> dict[str, str]:
         base = {"num": self.num, "resolution": self.resolution}
         return {
             "inception": cache.cache_key("inception", fingerprint, {**base, "weights": self.weights_sha}),
@@ -163,25 +198,47 @@ class Evaluator:
                 "minibatch": self.batch_size if self.settings.swd_reference_rng else None}),
         }
 
+    def _cached(self, key: str, shapes: dict[str, tuple[int, ...]]) -> dict[str, np.ndarray] | None:
+        """A stored entry whose arrays have the float32 shapes these statistics must have (else it is ignored)."""
+        stored = cache.load(key)
+        if stored is None or any(name not in stored or stored[name].shape != shape or stored[name].dtype != np.float32
+                                 for name, shape in shapes.items()):
+            return None
+        return stored
+
+    def _save(self, key: str, arrays: dict[str, np.ndarray], what: str) -> None:
+        """Store real-set statistics, unless they are not finite (such values are never reused)."""
+        if not cache.all_finite(arrays):
+            self.settings.notes.append(f"{what} of the real set are not finite (constant images?): not cached")
+            return
+        cache.save(key, arrays)
+
     def _load_or_compute_reals(self) -> None:
         need_swd = "swd" in self.metrics
         need_features = bool({"fid", "kid"} & set(self.metrics))
         need_logits = "is" in self.metrics and self.settings.score_reals
-        keys = self._keys() if self.settings.use_cache and (need_swd or need_features or need_logits) else {}
+        fingerprint = None
+        if self.settings.use_cache and (need_swd or need_features or need_logits):
+            fingerprint = self.real.fingerprint(self.num)
+        keys = self._keys(fingerprint) if fingerprint else {}
+        sizes = swd.swd_resolutions(self.resolution) if need_swd else []
         if keys and (need_features or need_logits):
-            stored = cache.load(keys["inception"])
-            if stored is not None and (not need_logits or "logits_unbiased" in stored):
+            shapes = {"pool_3": (self.num, inception.POOL_FEATURES)}
+            if need_logits:
+                shapes["logits_unbiased"] = (self.num, inception.LOGITS)
+            stored = self._cached(keys["inception"], shapes)
+            if stored is not None:
                 self.real_features = stored["pool_3"]
                 self.real_logits = stored.get("logits_unbiased")
                 self.settings.notes.append("real Inception features from the cache")
         if keys and need_swd:
-            stored = cache.load(keys["swd"])
+            stored = self._cached(keys["swd"], {f"level{i}": (self.num * swd.PATCHES_PER_IMAGE, swd.DESCRIPTOR_SIZE)
+                                                for i in range(len(sizes))})
             if stored is not None:
                 self.real_descriptors = [torch.from_numpy(stored[f"level{i}"]).to(self.device)
-                                         for i in range(len(swd.swd_resolutions(self.resolution)))]
+                                         for i in range(len(sizes))]
                 self.settings.notes.append("real SWD descriptors from the cache")
                 if self.settings.swd_reference_rng:
-                    sizes = swd.swd_resolutions(self.resolution)
                     for begin in range(0, self.num, self.batch_size):
                         for size in sizes:
                             self.rng.positions(min(self.batch_size, self.num - begin) * swd.PATCHES_PER_IMAGE,
@@ -193,23 +250,28 @@ class Evaluator:
             started = time.time()
             collected = SetPass(swd.DescriptorSet(self.resolution, self.rng, "reals", self.device) if feed_swd else None,
                                 self.network if feed_features else None, self.device if feed_msssim else None)
+            digest = pixel_digest(self.real.channels, self.resolution) if (
+                keys and self.real.fingerprint_of_pixels) else None
             collected.run(self.real, self.batch_size, 0, self.num, self.resolution, False, "reals",
-                          self.settings.quiet)
+                          self.settings.quiet, digest=digest)
+            if digest is not None and digest.hexdigest() != fingerprint:
+                raise PgmetricsError("changed while it was being read (the sha256 of the images read differs "
+                                     "from the one taken first); run again", self.real.name)
             if feed_swd:
                 self.real_descriptors = collected.swd_set.finish()
                 if keys:
-                    cache.save(keys["swd"], {f"level{i}": d.cpu().numpy()
-                                             for i, d in enumerate(self.real_descriptors)})
+                    self._save(keys["swd"], {f"level{i}": d.cpu().numpy() for i, d in enumerate(self.real_descriptors)},
+                               "SWD descriptors")
             if feed_features:
                 self.real_features, self.real_logits = np.concatenate(collected.pool), np.concatenate(collected.logits)
                 if keys:
-                    cache.save(keys["inception"], {"pool_3": self.real_features,
-                                                   "logits_unbiased": self.real_logits})
+                    self._save(keys["inception"], {"pool_3": self.real_features, "logits_unbiased": self.real_logits},
+                               "Inception features")
             if feed_msssim:
                 self.real_msssim = collected.msssim
             self.timings["reals_s"] = round(time.time() - started, 3)
         if need_swd:
-            self.rng.end_pass(len(swd.swd_resolutions(self.resolution)))
+            self.rng.end_pass(len(sizes))
 
     # --- fakes ------------------------------------------------------------------------------------------------
 
@@ -259,16 +321,13 @@ def choose_num(settings: Settings, *sources: ImageSource) -> int:
     for source in sources:
         if source.num_images is not None and source.num_images < num:
             raise PgmetricsError(f"has only {source.num_images} images, --num {num} asked", source.name)
-    for metric, minimum in minimum_images(settings).items():
-        if metric in settings.metrics and num < minimum:
-            raise PgmetricsError(f"{metric} needs at least {minimum} images, got {num}")
-    if "msssim" in settings.metrics and num % 2:
-        raise PgmetricsError(f"MS-SSIM pairs images (0,1), (2,3), ...: --num must be even, got {num}")
+    check_count(settings, num)
     return num
 
 
 def compare(real: ImageSource, fake: ImageSource, settings: Settings) -> dict:
     """The JSON object of `pgmetrics compare`: `metrics` plus settings, counts, notes and timings."""
+    check_settings(settings)
     num = choose_num(settings, real, fake)
     for source, role in ((real, "REAL"), (fake, "FAKE")):
         if source.channels == 1:

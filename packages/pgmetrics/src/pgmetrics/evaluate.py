@@ -24,8 +24,9 @@ import numpy as np
 
 from pgdata.progress import format_time
 from pgmetrics import fid, inception_score, kid, swd
-from pgmetrics.compare import Evaluator, Settings, choose_num, format_value
+from pgmetrics.compare import Evaluator, Settings, check_settings, choose_num, format_value
 from pgmetrics.errors import PgmetricsError
+from pgmetrics.output import check_folder_writable, check_writable, write_text
 from pgmetrics.plot import plot_series
 from pgmetrics.sources import ImageSource, SnapshotSource, open_source, read_run_config
 
@@ -144,11 +145,20 @@ class RealStream(ImageSource):
                 begin += size
                 yield batch
 
-    def fingerprint(self) -> str:
+    @property
+    def fingerprint_of_pixels(self) -> bool:
+        return self.base.fingerprint_of_pixels
+
+    def fingerprint(self, stop: int) -> str:
+        """The stream's own pixels (mirrored, repeated) where the base's fingerprint is its pixels; else the
+        base's fingerprint of the images read, the mirroring and the stop."""
+        if self.base.fingerprint_of_pixels:
+            return super().fingerprint(stop)
         import hashlib
 
         extra = f":mirror={self.seed}" if self.mirror else ""
-        return hashlib.sha256(f"{self.base.fingerprint()}{extra}".encode()).hexdigest()
+        base = self.base.fingerprint(min(stop, self.base.num_images))
+        return hashlib.sha256(f"{base}:{stop}{extra}".encode()).hexdigest()
 
     def describe(self) -> dict:
         return {**self.base.describe(), "repeating": True, "mirror": self.mirror}
@@ -200,17 +210,56 @@ def real_labels(base: ImageSource, start: int, num: int) -> np.ndarray | None:
     return table[(start + np.arange(num)) % len(table)]
 
 
+def metric_stem(run_dir: Path, metric: str, num: int) -> Path:
+    return run_dir / f"metric-{metric}-{count_label(num)}"
+
+
+def write_metric_files(stem: Path, metric: str, names: list[str], num: int,
+                       rows: list[tuple[str, float, dict[str, float]]], kimgs: list[int]) -> list[Path]:
+    """One metric's table (the Reals rows, then the snapshots as scored: newest first) and its plot, each
+    written atomically. `rows` ends with one row per entry of `kimgs`."""
+    lines = header_lines(names) + [row_line(t, s, names, v) for t, s, v in rows] + [""]
+    table = write_text(stem.with_suffix(".txt"), "\n".join(lines) + "\n")
+    snapshot_rows = rows[len(rows) - len(kimgs):]
+    order = np.argsort(kimgs)
+    series = {name: [snapshot_rows[i][2][name] for i in order] for name in names if not name.endswith("_std")}
+    plot = plot_series(stem.with_suffix(".png"), f"{metric} ({count_label(num)} images)",
+                       [kimgs[i] for i in order], series)
+    return [table, plot]
+
+
+def check_outputs(run_dir: Path, metrics: list[str], num: int) -> None:
+    """Every file evaluate will write can be written: checked before any image is read."""
+    check_folder_writable(run_dir)
+    for metric in metrics:
+        for suffix in (".txt", ".png"):
+            check_writable(metric_stem(run_dir, metric, num).with_suffix(suffix))
+
+
+def score_snapshot(evaluator: Evaluator, path: Path, labels: np.ndarray | None, kimg: int) -> dict[str, float]:
+    source = SnapshotSource(path, seed=evaluator.settings.seed, device=str(evaluator.device))
+    if labels is not None and source.Gs.label_size:
+        source.labels = labels[:, :source.Gs.label_size]
+    return evaluator.score(source, label=f"{kimg:06d}")
+
+
 def evaluate_run(run_dir: Path, settings: Settings, real: str | None = None, real_passes: int = 1,
                  echo=print) -> list[Path]:
-    """Write metric-<name>-<num>.txt and .png for every requested metric; returns the written paths."""
+    """Write metric-<name>-<num>.txt and .png for every requested metric; echo and return the written paths.
+
+    The files are rewritten (atomically) after every snapshot, so an interrupted run keeps the rows it finished.
+    A snapshot that cannot be scored (a corrupt file, another resolution, ...) is reported on its own line and
+    left out; the others are scored and written, then a one-line error says how many were refused (exit 1)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise PgmetricsError("no such run directory", run_dir)
+    check_settings(settings)
     snapshots = list_snapshots(run_dir)
     real_path, mirror = run_settings(run_dir, snapshots, real)
     base = open_source(real_path)
     settings = replace(settings, score_reals=True)
     num = choose_num(replace(settings, num=settings.num if settings.num is not None else base.num_images))
+    check_outputs(run_dir, settings.metrics, num)
     if base.num_images is not None and real_passes * num > base.num_images:
         echo(f"note: {real_passes} x {num} real images asked, the set has {base.num_images}: the real stream "
              "repeats from the start, as the official evaluation's did")
@@ -226,28 +275,28 @@ def evaluate_run(run_dir: Path, settings: Settings, real: str | None = None, rea
         values = evaluator.score(real_source, start=num, label="reals2")
         rows.append(("Reals2", time.time() - started, values))
     labels = real_labels(base, (real_passes - 1) * num, num)
-    kimgs, snapshot_rows = [], []
+    shown = [name for metric in settings.metrics for name in metric_names(metric, evaluator.resolution)]
+    kimgs: list[int] = []
+    refused: list[Path] = []
+    written: list[Path] = []
     for kimg, path in reversed(snapshots):
         started = time.time()
-        source = SnapshotSource(path, seed=settings.seed, device=str(evaluator.device))
-        if labels is not None and source.Gs.label_size:
-            source.labels = labels[:, :source.Gs.label_size]
-        values = evaluator.score(source, label=f"{kimg:06d}")
-        snapshot_rows.append((f"{kimg}", time.time() - started, values))
+        try:
+            values = score_snapshot(evaluator, path, labels, kimg)
+        except PgmetricsError as error:
+            echo(f"{kimg:06d} refused: {error}")
+            refused.append(path)
+            continue
+        rows.append((f"{kimg}", time.time() - started, values))
         kimgs.append(kimg)
-        shown = [name for metric in settings.metrics for name in metric_names(metric, evaluator.resolution)]
         echo(f"{kimg:06d} " + " ".join(f"{name}={values[name]:.4f}" for name in shown))
-    rows += snapshot_rows
-    written = []
-    for metric in settings.metrics:
-        names = metric_names(metric, evaluator.resolution)
-        stem = run_dir / f"metric-{metric}-{count_label(num)}"
-        lines = header_lines(names) + [row_line(t, s, names, v) for t, s, v in rows] + [""]
-        stem.with_suffix(".txt").write_text("\n".join(lines) + "\n")
-        written.append(stem.with_suffix(".txt"))
-        order = np.argsort(kimgs)
-        series = {name: [snapshot_rows[i][2][name] for i in order] for name in names if not name.endswith("_std")}
-        written.append(plot_series(stem.with_suffix(".png"), f"{metric} ({count_label(num)} images)",
-                                   [kimgs[i] for i in order], series))
+        written = [file for metric in settings.metrics
+                   for file in write_metric_files(metric_stem(run_dir, metric, num), metric,
+                                                  metric_names(metric, evaluator.resolution), num, rows, kimgs)]
+    for file in written:
+        echo(str(file))
+    if refused:
+        kept = f"the metric files hold the other {len(kimgs)}" if kimgs else "no metric file was written"
+        raise PgmetricsError(f"{len(refused)} of {len(snapshots)} snapshots could not be scored (said above); "
+                             f"{kept}", run_dir)
     return written
-

@@ -10,6 +10,8 @@ the user supplies; nothing is downloaded.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,10 +21,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pgdata.hashing import file_sha256
 from pgmetrics.errors import PgmetricsError
 
 INPUT_SIZE = 299
+POOL_FEATURES = 2048  # pool_3, FID's and KID's features
+LOGITS = 1008  # the bias-free logits, IS's
 WEIGHTS_FILENAMES = ("pt_inception-2015-12-05-6726825d.pth", "weights-inception-2015-12-05-6726825d.pth")
 WEIGHTS_SHA256_PREFIX = "6726825d"
 WEIGHTS_URLS = (
@@ -215,8 +218,8 @@ class InceptionV3TF(nn.Module):
         self.Mixed_6e = InceptionC(768, channels_7x7=192)
         self.Mixed_7a = InceptionD(768)
         self.Mixed_7b = InceptionE(1280, max_pool=False)
-        self.Mixed_7c = InceptionE(2048, max_pool=True)
-        self.fc = nn.Linear(2048, 1008)
+        self.Mixed_7c = InceptionE(POOL_FEATURES, max_pool=True)
+        self.fc = nn.Linear(POOL_FEATURES, LOGITS)
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """uint8 [N, 3, H, W] at any size -> (pool_3 [N, 2048], logits_unbiased [N, 1008]), float32."""
@@ -320,19 +323,31 @@ def find_weights(path: str | Path | None = None) -> Path:
 
 
 def load_weights(path: str | Path | None = None, verify: bool = True) -> tuple[dict[str, torch.Tensor], str]:
-    """(state dict, sha256) of the weights file, checked against the known sha256 prefix."""
+    """(state dict, sha256) of the weights file, checked against the known sha256 prefix.
+
+    The bytes are read once, hashed and loaded from memory (about 95 MB), so the hash checked is that of the
+    weights used; a truncated or damaged file fails the check, or the load, or the finiteness test."""
     path = find_weights(path)
-    sha = file_sha256(path)
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise PgmetricsError(f"cannot read the weights file ({error.strerror or error})", path) from None
+    sha = hashlib.sha256(data).hexdigest()
     if verify and not sha.startswith(WEIGHTS_SHA256_PREFIX):
         raise PgmetricsError(f"not the TF-Inception 2015-12-05 weights: sha256 {sha[:16]}..., expected "
                              f"{WEIGHTS_SHA256_PREFIX}... (get {WEIGHTS_FILENAMES[0]} from {WEIGHTS_URLS[0]})",
                              path)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - any unreadable file is a user error here
         raise PgmetricsError(f"cannot read the weights file ({type(error).__name__}: {error})", path) from None
     if not isinstance(state, Mapping):
         raise PgmetricsError("the weights file holds no state dict", path)
+    broken = next((key for key, value in state.items()
+                   if isinstance(value, torch.Tensor) and value.is_floating_point() and not value.isfinite().all()),
+                  None)
+    if broken is not None:
+        raise PgmetricsError(f"the weights hold non-finite values ({broken})", path)
     return dict(state), sha
 
 
