@@ -20,7 +20,7 @@ import typer
 from pgdata.cli.app import command, option_names
 from pgdata.contact_sheet import contact_sheet, to_hwc
 from pgdata.errors import PgdataError
-from pgdata.formats import DatasetReader, open_dataset
+from pgdata.formats import DatasetReader, detect_format, open_dataset
 from pgdata.parallel import ordered_map
 from pgdata.progress import progress_bar
 
@@ -357,8 +357,8 @@ def label_summary(labels: np.ndarray | None) -> str:
 
 
 def consistency_warnings(reader: DatasetReader) -> list[str]:
-    """Missing resolutions between 4x4 and the full one, differing image counts, unreadable labels."""
-    warnings = []
+    """Missing resolutions between 4x4 and the full one, differing image counts, missing or odd files."""
+    warnings = reader.storage_problems()
     expected = [4 << k for k in range(reader.resolution.bit_length() - 3)]
     missing = [r for r in expected if r not in reader.resolutions]
     if missing:
@@ -400,7 +400,8 @@ def info(
             rows.append(("Labels", label_summary(reader.labels())))
         except PgdataError as error:
             rows.append(("Labels", "unreadable"))
-            warnings.append(str(error))
+            if str(error) not in warnings:  # a missing labels file is already among the file warnings
+                warnings.append(str(error))
         manifest = getattr(reader, "manifest", None)
         if manifest is not None:
             rows.append(("Encoding", str(manifest.get("encoding"))))
@@ -447,6 +448,22 @@ def read_everything(reader: DatasetReader, quiet: bool = True) -> list[str]:
     return problems
 
 
+def _verify_pgshards(dataset: Path, quiet: bool) -> list[str]:
+    """verify_pgshards with a progress bar over the samples of every resolution."""
+    from pgdata.formats.pgshards import load_manifest, verify_pgshards
+
+    try:
+        manifest = load_manifest(dataset)
+        total = manifest["num_images"] * len(manifest["resolutions"])
+    except PgdataError:
+        total = None  # verify_pgshards reports it
+    bar = progress_bar(total, "Verifying", quiet=quiet)
+    try:
+        return verify_pgshards(dataset, progress=bar.update)
+    finally:
+        bar.close()
+
+
 @command("verify")
 def verify(
     dataset: Annotated[Path, typer.Argument(help="Dataset: pgshards or TFRecords directory, or HDF5 file.")],
@@ -454,19 +471,18 @@ def verify(
 ) -> None:
     """Check a dataset's integrity; exit status 1 and one line per problem if it is damaged.
 
-    pgshards: sha256 of every shard and of labels.npy against the manifest.
+    pgshards: the manifest's structure, the size and sha256 of every shard and of labels.npy, every sample
+    decoded and checked against the manifest, and no unlisted shard.
 
     TFRecords: every record read with both CRC32C checks. HDF5: every image read.
 
     Example: pgdata verify datasets/celebahq
     """
-    with open_dataset(dataset) as reader:
-        if reader.format_name == "pgshards":
-            from pgdata.formats.pgshards import verify_pgshards
-
-            problems = verify_pgshards(dataset)
-            checked = "shard and label checksums"
-        else:
+    if detect_format(dataset) == "pgshards":
+        problems = _verify_pgshards(dataset, quiet)
+        checked = "manifest, sha256 and every sample of every shard, labels"
+    else:
+        with open_dataset(dataset) as reader:
             problems = read_everything(reader, quiet=quiet)
             checked = "CRC32C of every record" if reader.format_name == "tfrecords" else "every image"
     if problems:

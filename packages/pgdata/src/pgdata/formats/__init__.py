@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pgdata.errors import PgdataError
-from pgdata.formats.base import DatasetReader
+from pgdata.formats.base import DatasetReader, open_regular_file
 
 
 def detect_format(path: str | Path) -> str:
-    """'pgshards' (directory with manifest.json), 'tfrecords' (directory of *.tfrecords), 'hdf5' (file)."""
+    """'pgshards' (directory with manifest.json), 'tfrecords' (directory of *.tfrecords), 'hdf5' (file).
+
+    A manifest.json that is not a regular file still means pgshards: its reader then says what is wrong with it.
+    """
     path = Path(path)
     if path.is_dir():
-        if (path / "manifest.json").is_file():
+        if os.path.lexists(path / "manifest.json"):
             return "pgshards"
         if any(path.glob("*.tfrecords")):
             return "tfrecords"
@@ -21,10 +25,12 @@ def detect_format(path: str | Path) -> str:
                               "build? finish it with --resume)", path)
         raise PgdataError("not a dataset: no manifest.json (pgshards) and no *.tfrecords", path)
     if path.is_file():
-        with open(path, "rb") as file:
+        with open_regular_file(path) as file:
             if file.read(8) == b"\x89HDF\r\n\x1a\n":
                 return "hdf5"
         raise PgdataError("not a dataset: expected a pgshards or TFRecords directory, or an HDF5 file", path)
+    if path.exists():
+        raise PgdataError("not a dataset: neither a directory nor a regular file", path)
     raise PgdataError("no such file or directory", path)
 
 

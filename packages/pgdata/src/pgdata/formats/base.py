@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import math
+import os
+import stat
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -44,6 +48,11 @@ class DatasetReader(ABC):
     def label_size(self) -> int:
         labels = self.labels()
         return 0 if labels is None else int(labels.shape[1])
+
+    def storage_problems(self) -> list[str]:
+        """Problems with the dataset's files found without reading them (pgshards: listed files missing, not
+        regular or of another size than listed); one line each, for `pgdata info`."""
+        return []
 
     def num_images_at(self, resolution: int) -> int:
         """Image count at one resolution (differs from num_images only in inconsistent legacy files)."""
@@ -102,14 +111,66 @@ class DatasetReader(ABC):
         self.close()
 
 
+def open_regular_file(path: Path) -> BinaryIO:
+    """`path` opened for reading, refused (PgdataError) unless it is a regular file.
+
+    Opened with O_NONBLOCK and checked with fstat on the open descriptor: a FIFO or device put where a data
+    file belongs is refused at once instead of blocking forever, and nothing can swap the file in between.
+    """
+    from pgdata.errors import PgdataError
+
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        descriptor = os.open(path, flags)
+    except FileNotFoundError:
+        raise PgdataError("missing", path) from None
+    except OSError as error:
+        raise PgdataError(f"cannot open: {error.strerror}", path) from None
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        os.close(descriptor)
+        raise PgdataError("not a regular file", path)
+    return os.fdopen(descriptor, "rb")
+
+
+def read_npy(file: BinaryIO, path: Path) -> np.ndarray:
+    """The array in an open .npy file: header first, then exactly the bytes it promises.
+
+    Never loads pickled objects, and allocates no more than the file holds: a forged header cannot ask for
+    terabytes, and a file longer or shorter than its header says is refused.
+    """
+    from numpy.lib import format as npy_format
+
+    from pgdata.errors import PgdataError
+
+    try:
+        version = npy_format.read_magic(file)
+        if version not in ((1, 0), (2, 0)):
+            raise ValueError(f"unsupported .npy version {version[0]}.{version[1]}")
+        read_header = npy_format.read_array_header_1_0 if version == (1, 0) else npy_format.read_array_header_2_0
+        shape, fortran_order, dtype = read_header(file)
+    except (OSError, ValueError, SyntaxError) as error:
+        raise PgdataError(f"not a readable .npy file ({error})", path) from None
+    if dtype.hasobject:
+        raise PgdataError("the .npy file holds Python objects (pickles are never loaded)", path)
+    count = math.prod(shape)
+    size = count * dtype.itemsize
+    remaining = os.fstat(file.fileno()).st_size - file.tell()
+    if remaining != size:
+        raise PgdataError(f"the .npy file holds {remaining} bytes of data, its header ({dtype} {shape}) promises "
+                          f"{size}", path)
+    data = bytearray(size)
+    if file.readinto(data) != size:
+        raise PgdataError("the .npy file changed while it was read", path)
+    array = np.frombuffer(data, dtype=dtype, count=count)
+    return array.reshape(shape[::-1]).T if fortran_order else array.reshape(shape)
+
+
 def load_labels_file(path: Path, num_images: int) -> np.ndarray:
     """A legacy `.labels` / `-labels.npy` file as float32 [N, L], checked against the image count."""
     from pgdata.errors import PgdataError
 
-    try:
-        labels = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as error:
-        raise PgdataError(f"cannot read labels: {error}", path) from None
+    with open_regular_file(path) as file:
+        labels = read_npy(file, path)
     if labels.ndim != 2:
         raise PgdataError(f"labels must be [N, L], got shape {labels.shape}", path)
     if labels.shape[0] != num_images:

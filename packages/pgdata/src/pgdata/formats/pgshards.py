@@ -7,19 +7,22 @@ webdataset shards per resolution (2**NN pixels) and an optional labels.npy. See 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO, NoReturn
 
 import numpy as np
 
 from pgdata import __version__
 from pgdata.errors import PgdataError
 from pgdata.formats import tarblocks
-from pgdata.formats.base import DatasetReader
-from pgdata.hashing import file_sha256
+from pgdata.formats.base import DatasetReader, open_regular_file, read_npy
+from pgdata.hashing import CHUNK_BYTES
 
 FORMAT_NAME = "pgshards"
 FORMAT_VERSION = 1
@@ -29,6 +32,11 @@ ENCODINGS = ("npy", "png")
 MAX_SHARD_BYTES = 256 * 2**20
 MAX_SAMPLES_PER_SHARD = 65536
 LARGE_IMAGE_BYTES = 256 * 1024  # from here on the reader preads images instead of copying from the memmap
+MAX_IMAGES = 10**tarblocks.KEY_DIGITS  # sample keys are "%08d"
+MAX_MANIFEST_BYTES = 256 * 2**20  # a manifest of 10**8 images at 1024x1024 is about 100 MiB
+PLAIN_FILE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}")  # no separators, no "..", not hidden
+LEVEL_DIR_NAME = re.compile(r"r[0-9]{2,}")
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
 def level_dir(resolution: int) -> str:
@@ -47,16 +55,51 @@ def samples_per_shard(channels: int, resolution: int, with_class: bool) -> int:
     return int(max(1, min(MAX_SAMPLES_PER_SHARD, MAX_SHARD_BYTES // per_sample)))
 
 
+def npy_shard_bytes(samples: int, channels: int, resolution: int, with_class: bool) -> int:
+    """Exact size of an npy-encoded shard: the samples, then the end-of-archive padding the writer adds."""
+    body = samples * npy_sample_bytes(channels, resolution, with_class)
+    return body + len(tarblocks.end_of_archive(body))
+
+
+def shard_name(resolution: int, number: int) -> str:
+    """The only name a shard can have: its level's folder and its position, e.g. "r05/000003.tar"."""
+    return f"{level_dir(resolution)}/{number:06d}.tar"
+
+
+def member_names(first_key: int, samples: int, suffix: str, with_class: bool) -> list[str]:
+    """The member names a shard holds, in order: [<key>.cls,] <key><suffix> for each key."""
+    suffixes = [".cls", suffix] if with_class else [suffix]
+    return ["%08d%s" % (key, ending) for key in range(first_key, first_key + samples) for ending in suffixes]
+
+
 def encode_png(image: np.ndarray) -> bytes:
     """Deterministic PNG of a C x H x W uint8 image (fixed zlib level, no metadata)."""
-    import io
-
     from PIL import Image
 
     pixels = image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)
     buffer = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(pixels)).save(buffer, format="PNG", compress_level=6)
     return buffer.getvalue()
+
+
+def decode_png(data: bytes, shape: tuple[int, int, int]) -> np.ndarray:
+    """C x H x W uint8 pixels of a shard's PNG, or ValueError saying what is wrong.
+
+    Format, mode (L or RGB, the two encode_png writes) and size are checked before any pixel is decoded, so a
+    forged header cannot make us decode a huge or 16-bit image.
+    """
+    from PIL import Image
+
+    mode = "L" if shape[0] == 1 else "RGB"
+    try:
+        with Image.open(io.BytesIO(data), formats=["PNG"]) as image:
+            found = (image.mode, image.size)
+            pixels = np.asarray(image) if found == (mode, (shape[2], shape[1])) else None
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as error:
+        raise ValueError(f"undecodable PNG ({error})") from None
+    if pixels is None:
+        raise ValueError(f"{found[0]} {found[1][0]}x{found[1][1]} PNG, expected {mode} {shape[2]}x{shape[1]}")
+    return np.ascontiguousarray(pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1))
 
 
 @dataclass
@@ -76,6 +119,8 @@ class ShardSetWriter:
 
     `skip_below`: samples with a smaller index are already on disk in complete shards (resume) and are
     dropped here, so a resumed build writes exactly the bytes of an uninterrupted one.
+    `on_shard`: called with each shard's record (name, samples, bytes, sha256) right after the shard is renamed
+    into place, on the thread that writes it; e.g. to log the sha256 so that --resume can check kept shards.
     """
 
     root: Path
@@ -85,6 +130,7 @@ class ShardSetWriter:
     with_class: bool
     skip_below: int = 0
     shards: list[ShardRecord] = field(default_factory=list)
+    on_shard: Callable[[ShardRecord], None] | None = None
 
     def __post_init__(self) -> None:
         self.per_shard = samples_per_shard(self.channels, self.resolution, self.with_class)
@@ -99,7 +145,7 @@ class ShardSetWriter:
         self._next_index = self.skip_below
 
     def shard_name(self, number: int) -> str:
-        return f"{level_dir(self.resolution)}/{number:06d}.tar"
+        return shard_name(self.resolution, number)
 
     def add(self, first_index: int, images: np.ndarray, digits: np.ndarray, class_blocks: np.ndarray | None):
         """Append samples first_index .. first_index + len(images) - 1 (consecutive, in order)."""
@@ -167,8 +213,10 @@ class ShardSetWriter:
         self._file = None
         final = self.root / self.shard_name(self._number)
         os.replace(self._path, final)
-        self.shards.append(ShardRecord(self.shard_name(self._number), self._in_shard, self._written,
-                                       self._digest.hexdigest()))
+        record = ShardRecord(self.shard_name(self._number), self._in_shard, self._written, self._digest.hexdigest())
+        self.shards.append(record)
+        if self.on_shard is not None:
+            self.on_shard(record)
 
     def finish(self) -> None:
         if self._file is not None:
@@ -190,7 +238,7 @@ def complete_shards(root: Path, resolution: int, channels: int, with_class: bool
     records = []
     number = 0
     while True:
-        name = f"{level_dir(resolution)}/{number:06d}.tar"
+        name = shard_name(resolution, number)
         path = root / name
         if not path.is_file():
             break
@@ -247,64 +295,257 @@ def build_manifest(*, name: str, num_images: int, channels: int, resolution: int
     }
 
 
-def load_manifest(path: Path) -> dict:
-    manifest_path = path / MANIFEST
+def open_in_dataset(root: Path, name: str) -> BinaryIO:
+    """`root/name` opened for reading: only a regular file that lies inside the dataset directory once symbolic
+    links are resolved, so neither a manifest entry nor a link leads the reader elsewhere or into a FIFO."""
+    path = root / name
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(path)
+    if real == real_root or os.path.commonpath([real_root, real]) != real_root:
+        raise PgdataError("leads outside the dataset directory", path)
     try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PgdataError("not a complete pgshards dataset (manifest.json missing)", path) from None
-    except (OSError, ValueError) as error:
-        raise PgdataError(f"unreadable manifest: {error}", manifest_path) from None
-    if manifest.get("format") != FORMAT_NAME or manifest.get("version") != FORMAT_VERSION:
+        return open_regular_file(Path(real))
+    except PgdataError as error:
+        raise PgdataError(error.message, path) from None
+
+
+def load_manifest(path: Path) -> dict:
+    """The manifest of the dataset at `path`, refused in one line unless it is sound (see check_manifest)."""
+    manifest_path = path / MANIFEST
+    if not os.path.lexists(manifest_path):
+        raise PgdataError("not a complete pgshards dataset (manifest.json missing)", path)
+    with open_in_dataset(path, MANIFEST) as file:
+        size = os.fstat(file.fileno()).st_size
+        if size > MAX_MANIFEST_BYTES:
+            raise PgdataError(f"unreadable manifest: {size} bytes, far more than a manifest holds", manifest_path)
+        try:
+            manifest = json.loads(file.read().decode("utf-8"))
+        except (OSError, ValueError, RecursionError) as error:
+            raise PgdataError(f"unreadable manifest: {error}", manifest_path) from None
+    return check_manifest(manifest, manifest_path)
+
+
+# --- the manifest's structure ---------------------------------------------------------------------------
+
+_KIND_NAMES = {int: "an integer", str: "a string", bool: "true or false", list: "a list", dict: "an object"}
+
+
+def _shown(value: object, limit: int = 200) -> str:
+    """A manifest value for an error line: its repr (one line), shortened when long."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+class _Fields:
+    """One JSON object of a manifest, read field by field; each failure names the manifest and the field."""
+
+    def __init__(self, value: object, where: str, manifest_path: Path):
+        self.where = where
+        self.manifest_path = manifest_path
+        if not isinstance(value, dict):
+            raise PgdataError(f"{where}: must be an object, not {_shown(value)}", manifest_path)
+        self.value = value
+
+    def fail(self, key: str, problem: str) -> NoReturn:
+        where = f"{self.where}.{key}" if self.where else key
+        raise PgdataError(f"{where}: {problem}", self.manifest_path)
+
+    def get(self, key: str, kind: type):
+        """The field, of type `kind` (JSON true/false is not an integer here)."""
+        if key not in self.value:
+            self.fail(key, "missing")
+        value = self.value[key]
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+            self.fail(key, f"must be {_KIND_NAMES[kind]}, not {_shown(value)}")
+        return value
+
+    def count(self, key: str, low: int, high: int | None = None) -> int:
+        value = self.get(key, int)
+        if value < low or (high is not None and value > high):
+            self.fail(key, f"{value} is outside {low} .. {'' if high is None else high}".rstrip())
+        return value
+
+    def child(self, key: str) -> _Fields:
+        return _Fields(self.get(key, dict), f"{self.where}.{key}" if self.where else key, self.manifest_path)
+
+
+def check_manifest(manifest: object, manifest_path: Path) -> dict:
+    """`manifest` once it is sound enough to read by; PgdataError names the first bad field.
+
+    Cheap (no file is opened): every field present and of its type; every resolution from 4x4 up to the full one
+    and no other; in each, as many shards as num_images and samples_per_shard make, named rNN/NNNNNN.tar in order
+    (plain files inside the dataset), each with its sample count, a sha256 and, for npy, the exact size its
+    samples take; labels named by a plain file name and shaped [num_images, label_size].
+    """
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME or \
+            manifest.get("version") != FORMAT_VERSION:
         raise PgdataError(f"not a pgshards v{FORMAT_VERSION} manifest", manifest_path)
+    top = _Fields(manifest, "", manifest_path)
+    for key in ("name", "record_order", "encoding"):
+        top.get(key, str)
+    top.get("producer", dict)
+    if manifest["encoding"] not in ENCODINGS:
+        top.fail("encoding", f"{_shown(manifest['encoding'])} is not one of {', '.join(ENCODINGS)}")
+    num_images = top.count("num_images", 0, MAX_IMAGES - 1)
+    if top.get("channels", int) not in (1, 3):
+        top.fail("channels", f"{manifest['channels']}, expected 1 or 3")
+    resolution = top.count("resolution", 4)
+    if resolution & (resolution - 1):
+        top.fail("resolution", f"{resolution} is not a power of two")
+    with_class = _check_labels_entry(top, num_images, top.count("label_size", 0))
+    levels = top.child("resolutions")
+    expected = {level_dir(4 << k): 4 << k for k in range(resolution.bit_length() - 2)}
+    for name in levels.value:
+        if name not in expected:
+            levels.fail(name, f"not a resolution of a {resolution}x{resolution} dataset")
+    for name, level_resolution in expected.items():
+        if name not in levels.value:
+            levels.fail(name, f"missing (every resolution from 4x4 to {resolution}x{resolution} is needed)")
+        _check_level(levels.child(name), level_resolution, manifest, with_class)
     return manifest
 
 
-class _Shard:
-    """One shard opened for reading: memory-mapped, with the data offset of every sample."""
+def _check_labels_entry(top: _Fields, num_images: int, label_size: int) -> bool:
+    """The labels entry (null, or file, shape, sha256, classes); returns whether shards hold .cls members."""
+    if "labels" not in top.value:
+        top.fail("labels", "missing")
+    if top.value["labels"] is None:
+        if label_size:
+            top.fail("label_size", f"{label_size}, but no labels file is listed")
+        return False
+    labels = top.child("labels")
+    name = labels.get("file", str)
+    if not PLAIN_FILE_NAME.fullmatch(name) or name == MANIFEST or LEVEL_DIR_NAME.fullmatch(name):
+        labels.fail("file", f"{_shown(name)} is not a plain file name inside the dataset")
+    shape = labels.get("shape", list)
+    if len(shape) != 2 or any(type(size) is not int for size in shape) or shape != [num_images, label_size]:
+        labels.fail("shape", f"{_shown(shape)}, expected [num_images, label_size] = [{num_images}, {label_size}]")
+    digest = labels.value.get("sha256")
+    if digest is not None and not (isinstance(digest, str) and SHA256_HEX.fullmatch(digest)):
+        labels.fail("sha256", f"{_shown(digest)} is not a sha256 (64 lowercase hex digits)")
+    classes = labels.get("classes", bool)
+    if classes and not label_size:
+        labels.fail("classes", "true, but label_size is 0")
+    return classes
 
-    def __init__(self, path: Path, encoding: str, shape: tuple[int, int, int], first_key: int, samples: int):
-        self.path = path
-        self.samples = samples
-        try:
-            self.data = np.memmap(path, dtype=np.uint8, mode="r")
-        except (OSError, ValueError) as error:
-            raise PgdataError(f"cannot open shard: {error}", path) from None
+
+def _check_level(level: _Fields, resolution: int, manifest: dict, with_class: bool) -> None:
+    if level.get("resolution", int) != resolution:
+        level.fail("resolution", f"{level.value['resolution']}, expected {resolution}")
+    per_shard = level.count("samples_per_shard", 1, MAX_IMAGES)
+    shards = level.get("shards", list)
+    num_images = manifest["num_images"]
+    count = -(-num_images // per_shard)
+    if len(shards) != count:
+        level.fail("shards", f"{len(shards)} listed, but {num_images} images at {per_shard} per shard make {count}")
+    for number, shard in enumerate(shards):
+        entry = _Fields(shard, f"{level.where}.shards[{number}]", level.manifest_path)
+        _check_shard_entry(entry, resolution, number, min(per_shard, num_images - number * per_shard), manifest,
+                           with_class)
+
+
+def _check_shard_entry(entry: _Fields, resolution: int, number: int, samples: int, manifest: dict,
+                       with_class: bool) -> None:
+    name = entry.get("name", str)
+    if name != shard_name(resolution, number):
+        entry.fail("name", f"{_shown(name)} is not {shard_name(resolution, number)} (shards are plain files inside "
+                           "the dataset, named in order)")
+    if entry.get("samples", int) != samples:
+        entry.fail("samples", f"{entry.value['samples']}, but num_images and samples_per_shard make {samples}")
+    size = entry.count("bytes", 1)
+    channels = manifest["channels"]
+    if manifest["encoding"] == "npy" and size != npy_shard_bytes(samples, channels, resolution, with_class):
+        entry.fail("bytes", f"{size}, but {samples} npy samples of {channels}x{resolution}x{resolution}"
+                            f"{' with classes' if with_class else ''} take "
+                            f"{npy_shard_bytes(samples, channels, resolution, with_class)}")
+    if not SHA256_HEX.fullmatch(entry.get("sha256", str)):
+        entry.fail("sha256", f"{_shown(entry.value['sha256'])} is not a sha256 (64 lowercase hex digits)")
+
+
+# --- reading --------------------------------------------------------------------------------------------
+
+
+def _first_unexpected(names: list[str], expected: list[str]) -> str | None:
+    """Where a shard's members differ from the ones its keys call for, or None."""
+    for position, (name, wanted) in enumerate(zip(names, expected, strict=False)):
+        if name != wanted:
+            return f"member {position} is {name!r}, expected {wanted!r}"
+    if len(names) != len(expected):
+        return f"{len(names)} members, but the manifest's samples make {len(expected)}"
+    return None
+
+
+def read_labels(file: BinaryIO, entry: dict, path: Path) -> np.ndarray:
+    """float32 labels from an open labels file, shaped as the manifest's entry says."""
+    labels = read_npy(file, path)
+    if labels.dtype != np.float32 or list(labels.shape) != entry["shape"]:
+        raise PgdataError(f"labels are {labels.dtype} {list(labels.shape)}, the manifest says float32 "
+                          f"{entry['shape']}", path)
+    return labels
+
+
+class _Shard:
+    """One shard opened for reading: memory-mapped once its size matches the manifest, with every sample's offset."""
+
+    def __init__(self, root: Path, entry: dict, encoding: str, shape: tuple[int, int, int], first_key: int,
+                 with_class: bool):
+        self.root = root
+        self.name = entry["name"]
+        self.path = root / self.name
+        self.samples = entry["samples"]
         self.encoding = encoding
         self.shape = shape
-        suffix = "." + encoding
+        self.first_key = first_key
+        with open_in_dataset(root, self.name) as file:
+            size = os.fstat(file.fileno()).st_size
+            if size != entry["bytes"]:
+                raise PgdataError(f"shard holds {size} bytes, the manifest says {entry['bytes']}", self.path)
+            try:
+                self.data = np.memmap(file, dtype=np.uint8, mode="r")
+            except (OSError, ValueError) as error:
+                raise PgdataError(f"cannot open shard: {error}", self.path) from None
         if encoding == "npy":
-            self._index_npy(first_key, suffix)
+            self._index_npy(with_class)
         else:
-            self._index_scan(first_key, suffix)
+            self._index_scan(with_class)
 
-    def _index_npy(self, first_key: int, suffix: str) -> None:
-        """Fixed-size samples: validate the first and last member, then index by arithmetic."""
+    def _index_npy(self, with_class: bool) -> None:
+        """Fixed-size samples: validate the first and last sample's members, then index by arithmetic."""
         channels, height, width = self.shape
         header = tarblocks.npy_header(self.shape)
-        with_class = bytes(self.data[8:12]) == b".cls"
         self.stride = npy_sample_bytes(channels, height, with_class)
         self.base = (2 * tarblocks.BLOCK if with_class else 0) + tarblocks.BLOCK + len(header)
         if len(self.data) < self.samples * self.stride:
             raise PgdataError("shard is truncated", self.path)
         for sample in {0, self.samples - 1}:
-            start = sample * self.stride + self.base - len(header) - tarblocks.BLOCK
-            try:
-                name, _ = tarblocks.parse_header(bytes(self.data[start:start + tarblocks.BLOCK]))
-            except ValueError as error:
-                raise PgdataError(f"corrupt shard: {error}", self.path) from None
-            if name != "%08d%s" % (first_key + sample, suffix) or bytes(
-                    self.data[start + tarblocks.BLOCK:start + tarblocks.BLOCK + len(header)]) != header:
-                raise PgdataError(f"corrupt shard: unexpected member {name!r}", self.path)
+            key = self.first_key + sample
+            start = sample * self.stride
+            if with_class:
+                self._expect_member(start, "%08d.cls" % key)
+                start += 2 * tarblocks.BLOCK
+            self._expect_member(start, "%08d.npy" % key)
+            if bytes(self.data[start + tarblocks.BLOCK:start + tarblocks.BLOCK + len(header)]) != header:
+                raise PgdataError(f"corrupt shard: {key:08d}.npy is not a uint8 {channels}x{height}x{width} array",
+                                  self.path)
 
-    def _index_scan(self, first_key: int, suffix: str) -> None:
+    def _expect_member(self, offset: int, expected: str) -> None:
         try:
-            members = tarblocks.scan_members(self.data)
+            name, _ = tarblocks.parse_header(bytes(self.data[offset:offset + tarblocks.BLOCK]))
         except ValueError as error:
             raise PgdataError(f"corrupt shard: {error}", self.path) from None
-        self.offsets = [(offset, size) for name, offset, size in members if name.endswith(suffix)]
-        if len(self.offsets) != self.samples:
-            raise PgdataError(f"shard holds {len(self.offsets)} images, manifest says {self.samples}", self.path)
+        if name != expected:
+            raise PgdataError(f"corrupt shard: unexpected member {name!r} where {expected!r} belongs", self.path)
+
+    def _index_scan(self, with_class: bool) -> None:
+        try:
+            members = tarblocks.scan_members(memoryview(self.data))
+        except ValueError as error:
+            raise PgdataError(f"corrupt shard: {error}", self.path) from None
+        expected = member_names(self.first_key, self.samples, "." + self.encoding, with_class)
+        problem = _first_unexpected([name for name, _, _ in members], expected)
+        if problem is not None:
+            raise PgdataError(f"corrupt shard: {problem}", self.path)
+        self.offsets = [(offset, size) for name, offset, size in members if name.endswith("." + self.encoding)]
 
     def images(self, start: int, stop: int) -> np.ndarray:
         if self.encoding == "npy" and self.shape[0] * self.shape[1] * self.shape[2] >= LARGE_IMAGE_BYTES:
@@ -313,55 +554,52 @@ class _Shard:
             view = np.ndarray((self.samples, *self.shape), dtype=np.uint8, buffer=self.data, offset=self.base,
                               strides=(self.stride, self.shape[1] * self.shape[2], self.shape[2], 1))
             return np.array(view[start:stop])
-        return np.stack([self.decode_png(i) for i in range(start, stop)]) if stop > start else \
+        return np.stack([self.png_image(i) for i in range(start, stop)]) if stop > start else \
             np.zeros((0, *self.shape), np.uint8)
 
     def _read_large(self, start: int, stop: int) -> np.ndarray:
         """Large images: one pread straight into the result per image, instead of faulting in the memmap's
         pages one by one (4x faster at 1024^2)."""
         out = np.empty((max(0, stop - start), *self.shape), dtype=np.uint8)
-        descriptor = os.open(self.path, os.O_RDONLY)
-        try:
+        with open_in_dataset(self.root, self.name) as file:
             for position, sample in enumerate(range(start, stop)):
                 target = memoryview(out[position]).cast("B")
-                if os.preadv(descriptor, [target], sample * self.stride + self.base) != len(target):
+                if os.preadv(file.fileno(), [target], sample * self.stride + self.base) != len(target):
                     raise PgdataError(f"shard is truncated at sample {sample}", self.path)
-        finally:
-            os.close(descriptor)
         return out
 
-    def decode_png(self, sample: int) -> np.ndarray:
-        import io
-
-        from PIL import Image
-
+    def png_image(self, sample: int) -> np.ndarray:
         offset, size = self.offsets[sample]
-        pixels = np.asarray(Image.open(io.BytesIO(bytes(self.data[offset:offset + size]))))
-        pixels = pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
-        if pixels.shape != self.shape:
-            raise PgdataError(f"sample {sample} has shape {pixels.shape}, expected {self.shape}", self.path)
-        return np.ascontiguousarray(pixels)
+        try:
+            return decode_png(bytes(self.data[offset:offset + size]), self.shape)
+        except ValueError as error:
+            raise PgdataError(f"sample {self.first_key + sample:08d}: {error}", self.path) from None
 
 
 class PgshardsReader(DatasetReader):
-    """Reads a pgshards dataset: O(1) random access for npy shards, strided copies for sequential reads."""
+    """Reads a pgshards dataset: O(1) random access for npy shards, strided copies for sequential reads.
+
+    The manifest is checked when the reader opens (check_manifest), each shard when it is first used (a
+    regular file inside the dataset, of the listed size, with the members its keys call for).
+    """
 
     format_name = FORMAT_NAME
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.manifest = load_manifest(self.path)
-        self._levels = {int(level["resolution"]): level for level in self.manifest["resolutions"].values()}
+        self._levels = {level["resolution"]: level for level in self.manifest["resolutions"].values()}
+        self._with_class = self.manifest["labels"] is not None and self.manifest["labels"]["classes"]
         self._shards: dict[tuple[int, int], _Shard] = {}
         self._labels: np.ndarray | None = None
 
     @property
     def num_images(self) -> int:
-        return int(self.manifest["num_images"])
+        return self.manifest["num_images"]
 
     @property
     def channels(self) -> int:
-        return int(self.manifest["channels"])
+        return self.manifest["channels"]
 
     @property
     def resolutions(self) -> tuple[int, ...]:
@@ -369,31 +607,47 @@ class PgshardsReader(DatasetReader):
 
     @property
     def label_size(self) -> int:
-        return int(self.manifest["label_size"])
+        return self.manifest["label_size"]
 
     def labels(self) -> np.ndarray | None:
-        if self.manifest["labels"] is None:
+        entry = self.manifest["labels"]
+        if entry is None:
             return None
         if self._labels is None:
-            path = self.path / self.manifest["labels"]["file"]
-            try:
-                labels = np.load(path, allow_pickle=False)
-            except (OSError, ValueError) as error:
-                raise PgdataError(f"unreadable labels: {error}", path) from None
-            if list(labels.shape) != self.manifest["labels"]["shape"]:
-                raise PgdataError(f"labels have shape {labels.shape}, manifest says "
-                                  f"{self.manifest['labels']['shape']}", path)
-            self._labels = labels
+            with open_in_dataset(self.path, entry["file"]) as file:
+                self._labels = read_labels(file, entry, self.path / entry["file"])
         return self._labels
+
+    def listed_files(self) -> list[tuple[str, int | None]]:
+        """(name, bytes) of every file the manifest lists: the shards, then the labels (size not listed)."""
+        files = [(shard["name"], shard["bytes"]) for level in self.manifest["resolutions"].values()
+                 for shard in level["shards"]]
+        if self.manifest["labels"] is not None:
+            files.append((self.manifest["labels"]["file"], None))
+        return files
+
+    def storage_problems(self) -> list[str]:
+        """Listed files that are missing, not regular files, outside the dataset or of another size than
+        listed; one line each. Cheap: every file is opened, none is read."""
+        problems = []
+        for name, listed_size in self.listed_files():
+            try:
+                with open_in_dataset(self.path, name) as file:
+                    size = os.fstat(file.fileno()).st_size
+            except PgdataError as error:
+                problems.append(str(error))
+                continue
+            if listed_size is not None and size != listed_size:
+                problems.append(f"{self.path / name}: {size} bytes, the manifest says {listed_size}")
+        return problems
 
     def _shard(self, resolution: int, number: int) -> _Shard:
         key = (resolution, number)
         if key not in self._shards:
             level = self._levels[resolution]
-            entry = level["shards"][number]
-            self._shards[key] = _Shard(self.path / entry["name"], self.manifest["encoding"],
+            self._shards[key] = _Shard(self.path, level["shards"][number], self.manifest["encoding"],
                                        (self.channels, resolution, resolution),
-                                       number * level["samples_per_shard"], entry["samples"])
+                                       number * level["samples_per_shard"], self._with_class)
         return self._shards[key]
 
     def image(self, index: int, resolution: int | None = None) -> np.ndarray:
@@ -428,29 +682,165 @@ class PgshardsReader(DatasetReader):
         self._shards.clear()
 
 
-def verify_pgshards(path: str | Path) -> list[str]:
-    """Recompute every shard's and the labels' sha256 against the manifest; one line per problem."""
+# --- verify ---------------------------------------------------------------------------------------------
+
+
+def verify_pgshards(path: str | Path, progress: Callable[[int], None] | None = None) -> list[str]:
+    """Everything about a dataset that can be checked; one line per problem, none when it is sound.
+
+    The manifest's structure (check_manifest); every listed file a regular file inside the dataset with its
+    size and sha256; every sample decoded and checked against the manifest (check_samples); the labels' shape,
+    dtype and sha256, one-hot exactly when shards hold classes; no unlisted file where shards live.
+    `progress` is called with each shard's sample count once it is checked.
+    """
     path = Path(path)
-    manifest = load_manifest(path)
+    try:
+        manifest = load_manifest(path)
+    except PgdataError as error:
+        return [str(error)]
+    labels, problems = _verify_labels(path, manifest)
+    classes = labels.argmax(axis=1) if labels is not None and manifest["labels"]["classes"] else None
+    for level in manifest["resolutions"].values():
+        for number, entry in enumerate(level["shards"]):
+            problem = _verify_shard(path, manifest, level, number, classes)
+            if problem is not None:
+                problems.append(problem)
+            if progress is not None:
+                progress(entry["samples"])
+    return problems + _unlisted_files(path, manifest)
+
+
+def _file_sha256(file: BinaryIO) -> str:
+    """sha256 of an open file from its start. (pgdata.hashing.file_sha256 opens a path itself, which would give up
+    the regular-file check made on this descriptor.)"""
+    digest = hashlib.sha256()
+    file.seek(0)
+    while block := file.read(CHUNK_BYTES):
+        digest.update(block)
+    return digest.hexdigest()
+
+
+def _sha256_problem(path: Path, actual: str, listed: str) -> str:
+    return f"{path}: sha256 {actual[:16]}… differs from the manifest's {listed[:16]}…"
+
+
+def _verify_labels(root: Path, manifest: dict) -> tuple[np.ndarray | None, list[str]]:
+    """The labels (None when absent or faulty) and the problems found with them."""
+    from pgdata.exporter import class_indices
+
+    entry = manifest["labels"]
+    if entry is None:
+        return None, []
+    path = root / entry["file"]
+    try:
+        with open_in_dataset(root, entry["file"]) as file:
+            if entry.get("sha256") is not None:
+                actual = _file_sha256(file)
+                if actual != entry["sha256"]:
+                    return None, [_sha256_problem(path, actual, entry["sha256"])]
+                file.seek(0)
+            labels = read_labels(file, entry, path)
+    except PgdataError as error:
+        return None, [str(error)]
+    one_hot = class_indices(labels) is not None
+    if one_hot != entry["classes"]:
+        return None, [f"{path}: the rows are {'' if one_hot else 'not '}one-hot, but the manifest's labels.classes "
+                      f"is {str(entry['classes']).lower()} (shards hold .cls members exactly when every row is one-hot)"]
+    return labels, []
+
+
+def _verify_shard(root: Path, manifest: dict, level: dict, number: int, classes: np.ndarray | None) -> str | None:
+    entry = level["shards"][number]
+    path = root / entry["name"]
+    try:
+        with open_in_dataset(root, entry["name"]) as file:
+            size = os.fstat(file.fileno()).st_size
+            if size != entry["bytes"]:
+                return f"{path}: {size} bytes, the manifest says {entry['bytes']}"
+            actual = _file_sha256(file)
+            if actual != entry["sha256"]:
+                return _sha256_problem(path, actual, entry["sha256"])
+            data = np.memmap(file, dtype=np.uint8, mode="r")
+    except PgdataError as error:
+        return str(error)
+    except (OSError, ValueError) as error:
+        return f"{path}: cannot read: {error}"
+    shape = (manifest["channels"], level["resolution"], level["resolution"])
+    with_class = manifest["labels"] is not None and manifest["labels"]["classes"]
+    try:
+        check_samples(data, manifest["encoding"], shape, number * level["samples_per_shard"], entry["samples"],
+                      with_class, classes)
+    except ValueError as error:
+        return f"{path}: {error}"
+    return None
+
+
+def check_samples(data, encoding: str, shape: tuple[int, int, int], first_key: int, samples: int, with_class: bool,
+                  classes: np.ndarray | None) -> None:
+    """Every sample of a shard decoded and checked against the manifest; ValueError names the first bad one.
+
+    The members are exactly [<key>.cls,] <key>.<encoding> for the shard's keys, in order; an .npy member is a
+    uint8 C x H x W array with the header pgdata writes; a .png decodes to that mode and size; a .cls holds the
+    decimal class of the labels' row (`classes`, when known); padding is zero, and after the last member come
+    only the zero blocks that end a tar archive, up to a whole 10240-byte record.
+    """
+    view = memoryview(data)  # slicing a memmap costs microseconds per member, a memoryview next to nothing
+    try:
+        members = tarblocks.scan_members(view)
+    except ValueError as error:
+        raise ValueError(f"not a readable tar file ({error})") from None
+    problem = _first_unexpected([name for name, _, _ in members],
+                                member_names(first_key, samples, "." + encoding, with_class))
+    if problem is not None:
+        raise ValueError(problem)
+    header = tarblocks.npy_header(shape)
+    npy_size = len(header) + shape[0] * shape[1] * shape[2]
+    class_list = None if classes is None else classes.tolist()
+    for name, offset, size in members:
+        try:
+            if name.endswith(".cls"):
+                _check_class(bytes(view[offset:offset + size]), class_list, int(name[:tarblocks.KEY_DIGITS]))
+            elif encoding == "npy" and (size != npy_size or bytes(view[offset:offset + len(header)]) != header):
+                raise ValueError("not a uint8 %dx%dx%d .npy array" % shape)
+            elif encoding == "png":
+                decode_png(bytes(view[offset:offset + size]), shape)
+            padding = tarblocks.padded(size) - size
+            if padding and bytes(view[offset + size:offset + size + padding]) != bytes(padding):
+                raise ValueError("nonzero bytes in the padding after it")
+        except ValueError as error:
+            raise ValueError(f"{name}: {error}") from None
+    end = members[-1][1] + tarblocks.padded(members[-1][2]) if members else 0
+    if len(data) - end < 2 * tarblocks.BLOCK or len(data) % tarblocks.RECORD or np.any(data[end:]):
+        raise ValueError("does not end with the zero blocks of a tar archive, padded to whole 10240-byte records")
+
+
+def _check_class(text: bytes, classes: list[int] | None, key: int) -> None:
+    if not text.isdigit() or (len(text) > 1 and text.startswith(b"0")):
+        raise ValueError(f"class {_shown(text)} is not a decimal number")
+    if classes is not None and int(text) != classes[key]:
+        raise ValueError(f"class {int(text)}, but row {key} of the labels is one-hot at {classes[key]}")
+
+
+def _unlisted_files(root: Path, manifest: dict) -> list[str]:
+    """What claims to be part of the dataset without being listed: folders of other resolutions, other files
+    among a level's shards, a labels file the manifest does not name."""
+    listed = {shard["name"] for level in manifest["resolutions"].values() for shard in level["shards"]}
     problems = []
-    expected = [(shard["name"], shard["sha256"], shard["bytes"])
-                for level in manifest["resolutions"].values() for shard in level["shards"]]
-    if manifest["labels"] is not None:
-        expected.append((manifest["labels"]["file"], manifest["labels"]["sha256"], None))
-    for name, digest, size in expected:
-        file = path / name
-        if not file.is_file():
-            problems.append(f"{file}: missing")
-            continue
-        if size is not None and file.stat().st_size != size:
-            problems.append(f"{file}: {file.stat().st_size} bytes, manifest says {size}")
-            continue
-        actual = file_sha256(file)
-        if actual != digest:
-            problems.append(f"{file}: sha256 {actual[:16]}… differs from the manifest's {digest[:16]}…")
-    listed = {name for name, _, _ in expected}
+    for name in _folder_names(root, problems):
+        if (LEVEL_DIR_NAME.fullmatch(name) and name not in manifest["resolutions"]) or \
+                (name == LABELS and manifest["labels"] is None):
+            problems.append(f"{root / name}: not listed in the manifest")
     for level in manifest["resolutions"]:
-        for file in sorted((path / level).glob("*")):
-            if f"{level}/{file.name}" not in listed:
-                problems.append(f"{file}: not listed in the manifest")
+        if (root / level).is_dir():
+            problems.extend(f"{root / level / name}: not listed in the manifest"
+                            for name in _folder_names(root / level, problems) if f"{level}/{name}" not in listed)
     return problems
+
+
+def _folder_names(folder: Path, problems: list[str]) -> list[str]:
+    """The sorted names in `folder`; none, and one problem, when it cannot be listed."""
+    try:
+        return sorted(os.listdir(folder))
+    except OSError as error:
+        problems.append(f"{folder}: cannot list: {error.strerror}")
+        return []
