@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
+import signal
 from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
+
 
 
 def available_cores() -> int:
@@ -30,7 +33,8 @@ def ordered_map(function: Callable[[T], R], items: Iterable[T], workers: int | N
         yield from map(function, items)
         return
     context = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
-    with context.Pool(workers) as pool:
+    task = functools.partial(run_task, function, os.getpid())
+    with context.Pool(workers, initializer=quiet_worker) as pool:
         pending = []
         iterator = iter(items)
         exhausted = False
@@ -41,7 +45,24 @@ def ordered_map(function: Callable[[T], R], items: Iterable[T], workers: int | N
                 except StopIteration:
                     exhausted = True
                     break
-                pending.append(pool.apply_async(function, (item,)))
+                pending.append(pool.apply_async(task, (item,)))
             if not pending:
                 return
             yield pending.pop(0).get()
+
+
+def quiet_worker() -> None:
+    """Pool initializer: Ctrl-C reaches the whole process group; the parent handles it and stops the pool,
+    instead of every worker printing a KeyboardInterrupt traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def run_task(function: Callable[[T], R], parent: int, item: T) -> R:
+    """function(item) in a worker. After a kill -9 of the parent, a worker finishes its task and would print
+    a BrokenPipeError traceback handing back a result nobody reads: it leaves without a word instead (an idle
+    worker sees the closed task pipe and leaves quietly on its own)."""
+    try:
+        return function(item)
+    finally:
+        if os.getppid() != parent:
+            os._exit(0)

@@ -18,7 +18,9 @@ from pgdata.errors import PgdataError
 
 
 def main() -> None:
-    """Console entry point: one line on stderr and exit status 1 for user errors (--debug: traceback)."""
+    """Console entry point: one line on stderr and exit status 1 for user errors and for system errors that
+    reach it (a full disk, a read-only folder: OSError), with --debug a traceback. Ctrl-C exits with 130
+    (typer), after the command said what it left behind."""
     debug = "--debug" in sys.argv or os.environ.get("PGDATA_DEBUG") == "1"
     if "--debug" in sys.argv:
         sys.argv.remove("--debug")
@@ -28,4 +30,10 @@ def main() -> None:
         if debug:
             raise
         print(f"pgdata: error: {error}", file=sys.stderr)
+        sys.exit(1)
+    except OSError as error:
+        if debug:
+            raise
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"pgdata: error: {where}{error.strerror or error}", file=sys.stderr)
         sys.exit(1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -19,6 +20,7 @@ from pgdata.cli.create import (
     ResumeOption,
     run_export,
 )
+from pgdata.errors import PgdataError
 
 
 @command("create_celebahq")
@@ -63,11 +65,37 @@ def create_celebahq(
     Example: pgdata create_celebahq datasets/celebahq ~/downloads/celeba ~/downloads/celeba-hq-deltas
     """
     from pgdata.celebahq.source import CelebAHQSource
+    from pgdata.exporter import check_output, output_path
 
+    inputs = {"celeba_dir": celeba_dir, "delta_dir": delta_dir}
+    check_output(out, overwrite, inputs)  # before reading the inputs, which can take long
+    out = output_path(out)
     report_path = report if report is not None else out.with_name(out.name + ".failures.json")
+    if keep_going:
+        check_report_path(report_path, inputs)
     source = CelebAHQSource(celeba_dir, delta_dir, subset=subset, keep_going=keep_going,
                             report_path=report_path if keep_going else None, workers=num_threads,
                             reference_md5=celeba_000001_md5.lower())
     options = CommonOptions(subset=subset, encoding=encoding.value, overwrite=overwrite, resume=resume,
                             quiet=quiet)
-    run_export(source, out, "create_celebahq", {}, options)
+    run_export(source, out, "create_celebahq", {}, options, inputs)
+
+
+def check_report_path(report: Path, inputs: dict[str, Path]) -> None:
+    """The failure report may replace an earlier report, never an input or another file."""
+    target = report.resolve()
+    for path in inputs.values():
+        if target.is_relative_to(Path(path).resolve()):
+            raise PgdataError(f"the report would be written inside the input {path}: give --report a path "
+                              "outside the inputs", report)
+    if report.is_symlink() or (report.exists() and not _is_failure_report(report)):
+        raise PgdataError("exists and is not an earlier failure report: --report would replace it; move it or "
+                          "give another --report path", report)
+
+
+def _is_failure_report(path: Path) -> bool:
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(report, dict) and isinstance(report.get("failures"), list) and "delta_dir" in report

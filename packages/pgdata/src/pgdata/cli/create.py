@@ -50,18 +50,44 @@ ShuffleOption = Annotated[int, typer.Option(
 
 
 def run_export(source: Source, out: Path, command_name: str, arguments: dict[str, Any],
-               options: CommonOptions) -> Path:
+               options: CommonOptions, inputs: dict[str, Path] | None = None) -> Path:
     """Write `source` to `out` with the common options; the exporter prints the source's warnings.
 
-    `arguments` are the command's non-path arguments, recorded in the manifest.
+    `arguments` are the command's non-path arguments, recorded in the manifest; `inputs` every file or folder
+    the source reads (OUT may not overlap them; --resume checks that they did not change).
     """
     from pgdata.exporter import export_dataset
 
-    path = export_dataset(source, out, command=command_name, arguments=arguments, encoding=options.encoding,
-                          overwrite=options.overwrite, resume=options.resume, quiet=options.quiet)
+    try:
+        path = export_dataset(source, out, command=command_name, arguments=arguments, encoding=options.encoding,
+                              overwrite=options.overwrite, resume=options.resume, quiet=options.quiet,
+                              inputs=inputs)
+    except KeyboardInterrupt:
+        _say_how_to_resume(out)
+        raise
     if not options.quiet:
         print(f"pgdata: wrote {path}", file=sys.stderr)
     return path
+
+
+def _say_how_to_resume(out: Path) -> None:
+    """On Ctrl-C: one line saying that the complete shards are kept and how to finish the build."""
+    from pgdata.exporter import is_partial_build, output_path, partial_path
+
+    partial = partial_path(output_path(out))
+    if is_partial_build(partial):
+        print(f"pgdata: interrupted; the build so far is kept in {partial}: run the same command with --resume "
+              "to finish it", file=sys.stderr)
+
+
+def source_inputs(function: str, path_args: dict[str, str | Path]) -> dict[str, Path]:
+    """Every file or folder a create_* command reads: its path arguments, and create_from_hdf5's labels file."""
+    inputs = {name: Path(value) for name, value in path_args.items()}
+    if function == "create_from_hdf5":
+        from pgdata.sources.hdf5 import labels_path
+
+        inputs["labels"] = labels_path(inputs["hdf5_filename"])
+    return inputs
 
 
 def build_source(function: str, path_args: dict[str, str | Path], args: dict[str, Any], *,
@@ -102,9 +128,13 @@ def build_source(function: str, path_args: dict[str, str | Path], args: dict[str
 
 def _create(function: str, out: Path, path_args: dict[str, Path], args: dict[str, Any],
             options: CommonOptions) -> None:
+    from pgdata.exporter import check_output
+
+    inputs = source_inputs(function, path_args)
+    check_output(out, options.overwrite, inputs)  # before reading the inputs, which can take long
     source = build_source(function, path_args, args, subset=options.subset)
     recorded = {name: value for name, value in args.items() if value is not None}
-    run_export(source, out, function, recorded, options)
+    run_export(source, out, function, recorded, options, inputs)
 
 
 @command("create_mnist")
