@@ -55,8 +55,9 @@ def to_uint8(images: np.ndarray, drange: tuple[float, float]) -> np.ndarray:
 
 
 def save_image_grid(images: np.ndarray, path: str | Path, columns: int, rows: int,
-                    drange: tuple[float, float] = (0, 255)) -> None:
-    """Write a PNG grid of [N, C, H, W] images whose values span `drange`."""
+                    drange: tuple[float, float] = (0, 255), image_format: str | None = None) -> None:
+    """Write a PNG grid of [N, C, H, W] images whose values span `drange`; `image_format` names the format when
+    the path's extension does not (a temporary name)."""
     grid = to_uint8(image_grid(images, columns, rows), drange)
     array = grid[0] if grid.shape[0] == 1 else grid.transpose(1, 2, 0)
-    Image.fromarray(np.ascontiguousarray(array), "L" if grid.shape[0] == 1 else "RGB").save(path)
+    Image.fromarray(np.ascontiguousarray(array), "L" if grid.shape[0] == 1 else "RGB").save(path, image_format)

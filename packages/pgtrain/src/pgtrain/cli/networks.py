@@ -1,4 +1,4 @@
-"""pgtrain commands for networks: `summary`, `import-tf`, `generate`."""
+"""pgtrain commands for networks: `summary`, `import-tf`, `generate` (and, from cli/media.py, the videos)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
-from pgtrain.cli import app
+from pgtrain.cli import app, options
 from pgtrain.errors import PgtrainError
 
 
@@ -83,49 +83,83 @@ def _load_npy(path: Path, what: str) -> np.ndarray:
         raise PgtrainError(f"{path}: cannot read {what} as a .npy array ({error})") from error
 
 
+def _latents_from_file(path: Path, latent_size: int, cells: int) -> list[np.ndarray]:
+    """A [N, latent_size] .npy cut into PNGs of `cells` rows each."""
+    latents = _load_npy(path, "latents")
+    if latents.ndim != 2 or latents.shape[1] != latent_size or len(latents) == 0:
+        raise PgtrainError(f"{path}: latents must be [N, {latent_size}], got {list(latents.shape)}")
+    if len(latents) % cells:
+        raise PgtrainError(f"{path}: {len(latents)} latents do not fill whole {cells}-image grids")
+    latents = latents.astype(np.float32)
+    return [latents[first:first + cells] for first in range(0, len(latents), cells)]
+
+
 @app.command("generate")
 def generate(
-    snapshot_path: Annotated[Path, typer.Argument(metavar="SNAPSHOT", help="A pgtrain snapshot (.pt).")],
-    latents: Annotated[Path | None, typer.Option(help="float32 [N, latent_size] .npy of latents.")] = None,
-    labels: Annotated[Path | None, typer.Option(help="float32 [N, label_size] .npy (conditioned networks).")] = None,
-    num: Annotated[int | None, typer.Option(help="Draw N latents with numpy RandomState(seed) instead.")] = None,
+    snapshot_path: options.Snapshot,
+    num: Annotated[int | None, typer.Option(help="Number of PNGs, latents drawn with numpy RandomState(seed).")] = None,
+    grid: Annotated[str, typer.Option(help="Each PNG a grid of W x H images (official grid_size).")] = "1x1",
+    shrink: options.Shrink = 1,
     seed: Annotated[int, typer.Option(help="Seed of the drawn latents (official default 1000).")] = 1000,
-    lod: Annotated[float | None, typer.Option(help="Level of detail (default: the snapshot's Gs lod).")] = None,
+    latents: Annotated[Path | None, typer.Option(help="float32 [N, latent_size] .npy of latents instead of "
+                                                      "--num (N a multiple of W x H).")] = None,
+    labels: Annotated[str | None, typer.Option(help="Conditioned networks: class indices (0,2,5) or a float32 "
+                                                    "[K, label_size] .npy; image i gets entry i mod K.")] = None,
+    prefix: Annotated[str | None, typer.Option(help="PNG names <prefix><NNNNNN>.png (default: the snapshot's "
+                                                    "folder-file-, as the official).")] = None,
+    lod: options.Lod = None,
     raw: Annotated[Path | None, typer.Option(help="Write Gs's raw float32 output N x C x R x R here (.npy).")] = None,
-    out: Annotated[Path | None, typer.Option(help="Write one PNG per image into this folder.")] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Latents per forward pass.")] = 16,
-    device: Annotated[str, typer.Option(help="torch device, e.g. cpu or cuda.")] = "cpu",
+    out: Annotated[Path | None, typer.Option(help="Write the PNGs into this folder.")] = None,
+    batch_size: options.BatchSize = 16,
+    device: options.Device = "cpu",
+    overwrite: options.Overwrite = False,
+    quiet: options.Quiet = False,
 ) -> None:
-    """Run Gs of a snapshot: raw float32 output (--raw) and/or PNGs (--out) as the official conversion.
+    """Run Gs of a snapshot: PNGs of images or grids (--out), as the official generate_fake_images, and/or the
+    raw float32 output (--raw).
+
+    Latents come from numpy RandomState(seed), one randn(W x H, latent_size) per PNG; uint8 as the official
+    (x 127.5 + 127.5, box shrink, round half to even, clip). The same seed gives the same latents for each PNG
+    whatever --batch-size or --device.
 
     Examples:
+      pgtrain generate celebahq-1024.pt --num 16 --out fakes/
+      pgtrain generate celebahq-1024.pt --num 4 --grid 4x3 --shrink 4 --seed 1 --out grids/
+      pgtrain generate cifar10.pt --num 10 --labels 0,1,2,3,4,5,6,7,8,9 --out fakes/
       pgtrain generate celebahq-1024.pt --latents z.npy --raw images.npy
-      pgtrain generate celebahq-1024.pt --num 16 --seed 1000 --out fakes/
     """
-    from PIL import Image
-
-    from pgtrain.checkpoint import build_networks, load_snapshot, snapshot_lod
-    from pgtrain.generate import generate_images, images_to_uint8, random_latents, to_pil_layout
+    from pgdata.progress import progress_bar
+    from pgtrain.fake_images import FakeImagesJob, default_prefix, write_fake_images
+    from pgtrain.generator_setup import check_seed, check_shrink, load_generator, parse_grid
+    from pgtrain.labels import resolve_labels
+    from pgtrain.latents import png_latents
 
     if (latents is None) == (num is None):
         raise PgtrainError("give exactly one of --latents Z.npy or --num N")
     if raw is None and out is None:
         raise PgtrainError("give --raw OUT.npy and/or --out DIR")
-    snapshot = load_snapshot(snapshot_path)
-    _, _, Gs = build_networks(snapshot, device=device)
-    z = _load_npy(latents, "latents") if latents is not None else random_latents(num, Gs.latent_size, seed)
-    y = _load_npy(labels, "labels") if labels is not None else None
-    try:
-        images = generate_images(Gs, z, y, lod=snapshot_lod(snapshot) if lod is None else lod,
-                                 batch_size=batch_size, device=device)
-    except ValueError as error:
-        raise PgtrainError(f"{latents or snapshot_path}: {error}") from error
+    if num is not None and num <= 0:
+        raise PgtrainError(f"--num must be positive, got {num}")
+    if batch_size <= 0:
+        raise PgtrainError(f"--batch-size must be positive, got {batch_size}")
+    columns, rows = parse_grid(grid)
+    loaded = load_generator(snapshot_path, device, lod)
+    Gs = loaded.Gs
+    check_shrink(shrink, Gs, snapshot_path)
+    if latents is not None:
+        per_png: Any = _latents_from_file(latents, Gs.latent_size, columns * rows)
+        num = len(per_png)
+    else:
+        per_png = png_latents(check_seed(seed), num, columns * rows, Gs.latent_size)
+    job = FakeImagesJob(num_pngs=num, columns=columns, rows=rows, shrink=shrink, out_dir=out,
+                        prefix=default_prefix(snapshot_path) if prefix is None else prefix, raw=raw,
+                        overwrite=overwrite)
+    image_labels = resolve_labels(labels, Gs.label_size, num * columns * rows)
+    with progress_bar(num, "generate", unit="png", quiet=quiet) as bar:
+        write_fake_images(Gs, job, per_png, image_labels, lod=loaded.lod, batch_size=batch_size, device=device,
+                          on_png=lambda: bar.update(1))
     if raw is not None:
-        raw.parent.mkdir(parents=True, exist_ok=True)
-        np.save(raw, images)
-        typer.echo(f"wrote {raw}: {list(images.shape)} float32")
+        typer.echo(f"wrote {raw}: {[num * columns * rows, Gs.num_channels, Gs.resolution, Gs.resolution]} float32")
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        for index, image in enumerate(images_to_uint8(images)):
-            Image.fromarray(to_pil_layout(image)).save(out / f"{index:06d}.png")
-        typer.echo(f"wrote {len(images)} PNGs to {out}")
+        typer.echo(f"wrote {num} PNGs to {out} ({job.prefix}{0:06d}.png ...)")
+
