@@ -86,6 +86,9 @@ def read_landmarks(path: Path, wanted: set[int]) -> dict[int, np.ndarray]:
     except FileNotFoundError:
         raise PgdataError("landmark list not found: the CelebA folder must hold Anno/list_landmarks_celeba.txt "
                           "(the in-the-wild landmarks, not list_landmarks_align_celeba.txt)", path) from None
+    except UnicodeDecodeError as error:
+        raise PgdataError(f"not CelebA's landmark list: byte {error.start} is not ASCII text (a damaged "
+                          "file?)", path) from None
     result = {}
     for index in sorted(wanted):
         if index >= len(lines):

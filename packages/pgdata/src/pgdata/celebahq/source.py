@@ -43,62 +43,91 @@ class Task:
     delta_dir: str
 
 
+#: Failure stages that blame the CelebA JPEG; the others blame the delta zip.
+JPEG_STAGES = ("jpeg", "key", "proc")
+
+
 @dataclass
 class Failure:
     record: int
     idx: int
     orig_file: str
-    stage: str  # jpeg, zip, token, key, bz2, shape, proc, final
+    stage: str  # jpeg, key, proc (the JPEG is blamed); zip, token, delta, bz2, shape, final (the delta zip)
     message: str
+    path: str  # the file to blame: the JPEG or the delta zip
 
     def line(self) -> str:
         return f"idx {self.idx} ({self.orig_file}, record {self.record}): {self.stage}: {self.message}"
 
 
-def build_record(task: Task) -> np.ndarray | Failure:
-    """One final CelebA-HQ image (uint8 [3, 1024, 1024]) or the Failure that stopped it.
+def _failure(task: Task, stage: str, message: str) -> Failure:
+    blamed = task.jpeg_path if stage in JPEG_STAGES else str(Path(task.delta_dir) / deltas.zip_name(task.idx))
+    return Failure(task.record, task.idx, task.orig_file, stage, message, blamed)
 
-    The delta is decrypted first: a JPEG that is not the official file fails there at once (InvalidToken)
-    with that diagnosis, before seconds of processing; a proc md5 mismatch after a successful decryption
-    then points at the landmarks or at pgdata, not at the JPEG.
-    """
+
+def _proc_image(task: Task) -> np.ndarray | Failure:
+    """The JPEG decoded and processed (uint8 [3, 1024, 1024]), or the Failure that stopped it."""
     from pgdata.celebahq.pipeline import process_image
     from pgdata.jpeg import decode_jpeg_libjpeg8d
 
-    def failure(stage: str, message: str) -> Failure:
-        return Failure(task.record, task.idx, task.orig_file, stage, message)
+    try:
+        pixels = decode_jpeg_libjpeg8d(task.jpeg_path)
+    except PgdataError as error:
+        return _failure(task, "jpeg", error.message)
+    if pixels.shape[2] != 3:
+        return _failure(task, "jpeg", f"{task.orig_file} has {pixels.shape[2]} channel(s); CelebA images are RGB")
+    try:
+        return process_image(pixels, task.landmarks)
+    except MemoryError:
+        return _failure(task, "proc", "out of memory while processing (use fewer --num_threads)")
+    except Exception as error:  # an unexpected input shape or a pgdata bug: report it with the image
+        return _failure(task, "proc", f"processing failed: {error!r} (please report it)")
 
+
+def _undecryptable(task: Task, error: deltas.DeltaError) -> Failure:
+    """Fernet's InvalidToken means a wrong key (this JPEG is not the official file) or a damaged delta; the
+    proc_md5, which depends on the JPEG alone, tells which. Costs one processing, on failures only."""
+    proc = _proc_image(task)
+    if isinstance(proc, Failure):
+        return _failure(task, "key", f"{error} (and the JPEG fails too: {proc.message})")
+    if deltas.md5_hex(proc) != task.proc_md5:
+        return _failure(task, "key", str(error))
+    zip_name, member = deltas.zip_name(task.idx), deltas.member_name(task.idx)
+    return _failure(task, "delta", f"{member} in {zip_name} fails its check: it does not decrypt (Fernet "
+                                   f"InvalidToken) although {task.orig_file} is the official file (its processed "
+                                   f"image matches proc_md5): the delta is damaged or not the official one; "
+                                   f"download {zip_name} again")
+
+
+def build_record(task: Task) -> np.ndarray | Failure:
+    """One final CelebA-HQ image (uint8 [3, 1024, 1024]) or the Failure that stopped it.
+
+    The delta is decrypted first: a JPEG that is not the official file fails there at once (InvalidToken),
+    before the seconds of processing that then tell it from a damaged delta; a proc md5 mismatch after a
+    successful decryption points at the landmarks or at pgdata, not at the JPEG.
+    """
     try:
         with open(task.jpeg_path, "rb") as file:
             jpeg_bytes = file.read()
     except OSError as error:
-        return failure("jpeg", f"cannot read {task.jpeg_path}: {error.strerror or error}")
+        return _failure(task, "jpeg", f"cannot read {task.jpeg_path}: {error.strerror or error}")
     try:
         delta = deltas.decrypt_delta(deltas.read_token(task.delta_dir, task.idx), jpeg_bytes, task.orig_file)
     except deltas.DeltaError as error:
-        return failure(error.stage, str(error))
-    try:
-        pixels = decode_jpeg_libjpeg8d(task.jpeg_path)
-    except PgdataError as error:
-        return failure("jpeg", str(error))
-    if pixels.shape[2] != 3:
-        return failure("jpeg", f"{task.orig_file} has {pixels.shape[2]} channel(s); CelebA images are RGB")
-    try:
-        proc = process_image(pixels, task.landmarks)
-    except MemoryError:
-        return failure("proc", "out of memory while processing (use fewer --num_threads)")
-    except Exception as error:  # an unexpected input shape or a pgdata bug: report it with the image
-        return failure("proc", f"processing failed: {error!r} (please report it)")
+        return _undecryptable(task, error) if error.stage == "key" else _failure(task, error.stage, str(error))
+    proc = _proc_image(task)
+    if isinstance(proc, Failure):
+        return proc
     md5 = deltas.md5_hex(proc)
     if md5 != task.proc_md5:
-        return failure("proc", f"processed image md5 {md5} != proc_md5 {task.proc_md5} although the JPEG is the "
-                               f"official file (the delta decrypts): the landmark list differs from CelebA's "
-                               f"list_landmarks_celeba.txt, or pgdata has a bug (please report it)")
+        return _failure(task, "proc", f"processed image md5 {md5} != proc_md5 {task.proc_md5} although the JPEG is "
+                                      f"the official file (the delta decrypts): the landmark list differs from "
+                                      f"CelebA's list_landmarks_celeba.txt, or pgdata has a bug (please report it)")
     final = deltas.apply_delta(proc, delta)
     md5 = deltas.md5_hex(final)
     if md5 != task.final_md5:
-        return failure("final", f"final image md5 {md5} != final_md5 {task.final_md5} (proc_md5 matched): the "
-                                f"delta file is not the official one")
+        return _failure(task, "final", f"final image md5 {md5} != final_md5 {task.final_md5} (proc_md5 matched): "
+                                       f"the delta file is not the official one")
     return final
 
 
@@ -147,7 +176,7 @@ class CelebAHQSource(Source):
         for result in ordered_map(partial(build_record), self.tasks(start), workers=self.workers, prefetch=2):
             if isinstance(result, Failure):
                 if not self.keep_going:
-                    raise PgdataError(result.line(), self.inputs.image_dir / result.orig_file)
+                    raise PgdataError(result.line(), result.path)
                 self.failures.append(result)
                 continue
             if not self.failures:

@@ -5,8 +5,12 @@ writes `data1x1` and `data2x2`, which are ignored here), each uint8 [N, C, r, r]
 `<file without extension>-labels.npy` (the file the official create_from_hdf5 looks for). Images are read
 in slices through h5py, never the whole file.
 
-A file whose creation was interrupted can hold different counts per resolution (h5tool's `inspect` warns
-about it); `num_images` is then the full resolution's count and `num_images_at` gives each level's.
+Levels are found when the file is opened: `resolutions` lists the ones present (4x4 and up) and
+`missing_resolutions()` the ones h5tool writes that the file lacks, so that a user (pgtrain's start-up
+check, `pgdata info`) can refuse or report a file with a gap before reading it; a `dataNxN` name that
+cannot be opened (a dangling link) is refused at once. A file whose creation was interrupted can hold
+different counts per resolution (h5tool's `inspect` warns about it); `num_images` is then the count that
+every level from 4x4 up holds, and `num_images_at` gives each level's.
 """
 
 from __future__ import annotations
@@ -27,6 +31,17 @@ def labels_path(path: str | Path) -> Path:
     """`<file without extension>-labels.npy`, as the official create_from_hdf5 derives it."""
     path = Path(path)
     return path.with_name(path.stem + "-labels.npy")
+
+
+def open_member(hdf5_file, name: str, path: Path):
+    """One member of an open HDF5 file, or PgdataError naming it. h5py's items() silently skips a name it
+    cannot open (a dangling soft or external link), which would pass a damaged level for a missing one."""
+    try:
+        return hdf5_file[name]
+    except (KeyError, OSError, RuntimeError, ValueError) as error:
+        reason = error.args[0] if error.args else type(error).__name__
+        raise PgdataError(f"dataset {name} cannot be opened ({reason}): a damaged file, or a link to a missing "
+                          "one", path) from None
 
 
 class Hdf5Reader(LabelFileReader):
@@ -58,9 +73,12 @@ class Hdf5Reader(LabelFileReader):
     def _find_datasets(self) -> dict:
         datasets = {}
         channels = set()
-        for name, dataset in self._file.items():
+        for name in self._file:
             match = _NAME.match(name)
-            if match is None or not hasattr(dataset, "shape"):
+            if match is None:
+                continue
+            dataset = open_member(self._file, name, self.path)
+            if not hasattr(dataset, "shape"):
                 continue
             height, width = int(match[1]), int(match[2])
             resolution = width
@@ -82,7 +100,9 @@ class Hdf5Reader(LabelFileReader):
 
     @property
     def num_images(self) -> int:
-        return int(self._datasets[self.resolution].shape[0])
+        """The images that every level from 4x4 up holds: each image of the dataset exists at each resolution
+        (an interrupted h5tool run leaves some levels longer than others)."""
+        return min(int(self._datasets[resolution].shape[0]) for resolution in self._resolutions)
 
     def num_images_at(self, resolution: int) -> int:
         return int(self._datasets[self.check_resolution(resolution)].shape[0])
@@ -96,7 +116,8 @@ class Hdf5Reader(LabelFileReader):
         return self._resolutions
 
     def missing_resolutions(self) -> list[int]:
-        """Levels h5tool writes (1x1 up to the full one) that this file lacks."""
+        """Levels h5tool writes (1x1 up to the full one) that this file lacks; those from 4x4 up are
+        absent from `resolutions`, and check_resolution refuses them naming the file."""
         expected = [2**k for k in range(self.resolution.bit_length())]
         return [r for r in expected if r not in self._datasets]
 

@@ -326,13 +326,22 @@ class _RecordIndex:
         return len(self.offsets)
 
 
-def scan_records(path: Path) -> _RecordIndex:
-    """One pass over the framing (the records are not decoded); checks each length's CRC."""
+def max_record_length(resolution: int) -> int:
+    """The longest record a 3 x R x R image's Example can take: its data plus the few dozen bytes of keys,
+    shape and field headers, with ample room. A longer length (even with a valid CRC) is refused when the
+    file is indexed, before anything is read or allocated for it."""
+    return 3 * resolution * resolution + 1024
+
+
+def scan_records(path: Path, max_length: int | None = None) -> _RecordIndex:
+    """One pass over the framing (the records are not decoded); checks each length's CRC and, given
+    `max_length`, refuses a record that claims more."""
     offsets: list[int] = []
     lengths: list[int] = []
     headers: list[bytes] = []
     size = path.stat().st_size
     truncated_at: int | None = None
+    too_long_at: int | None = None
     with open(path, "rb", buffering=_SCAN_BLOCK) as file:
         position = 0
         while position < size:
@@ -344,6 +353,9 @@ def scan_records(path: Path) -> _RecordIndex:
             offsets.append(position)
             lengths.append(length)
             headers.append(header)
+            if max_length is not None and length > max_length:
+                too_long_at = len(offsets) - 1
+                break
             position += _HEADER + length + _FOOTER
             if position > size:
                 truncated_at = len(offsets) - 1
@@ -355,6 +367,9 @@ def scan_records(path: Path) -> _RecordIndex:
         bad = np.nonzero(masked_crc(crc32c_rows(framing[:, :8])) != expected)[0]
         if len(bad):
             raise PgdataError(f"record {bad[0]}: length CRC mismatch (corrupt file)", path)
+    if too_long_at is not None:
+        raise PgdataError(f"record {too_long_at}: length {lengths[too_long_at]} bytes, more than an image of this "
+                          f"resolution can need ({max_length}): not an original dataset file", path)
     if truncated_at is not None:
         raise PgdataError(f"truncated file: record {truncated_at} is incomplete "
                           f"({size} bytes in the file)", path)
@@ -447,7 +462,7 @@ class TfrecordsReader(LabelFileReader):
     def index(self, resolution: int) -> _RecordIndex:
         """The offset index of one resolution's file (built by one scan on first use, then cached)."""
         if resolution not in self._indexes:
-            self._indexes[resolution] = scan_records(self.files[resolution])
+            self._indexes[resolution] = scan_records(self.files[resolution], max_record_length(resolution))
         return self._indexes[resolution]
 
     # -- reading -------------------------------------------------------------------------------------------

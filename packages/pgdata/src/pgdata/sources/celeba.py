@@ -32,12 +32,13 @@ def find_images(celeba_dir: Path) -> tuple[list[Path], str]:
                       celeba_dir)
 
 
-def decode_aligned(path: Path) -> np.ndarray:
-    """uint8 218 x 178 x 3; JPEGs through IJG libjpeg 8d (the decoder of the original environment)."""
+def decode_aligned(path: Path, warnings: list[str] | None = None) -> np.ndarray:
+    """uint8 218 x 178 x 3; JPEGs through IJG libjpeg 8d (the decoder of the original environment), its
+    warnings on damaged but complete files to `warnings`."""
     if path.suffix.lower() == ".jpg":
         from pgdata.jpeg import decode_jpeg_libjpeg8d
 
-        image = decode_jpeg_libjpeg8d(path)
+        image = decode_jpeg_libjpeg8d(path, warnings)
     else:
         import PIL.Image
 
@@ -52,11 +53,14 @@ def decode_aligned(path: Path) -> np.ndarray:
     return image
 
 
-def decode_chunk(paths: Sequence[Path], cx: int, cy: int) -> np.ndarray:
-    """Worker task: the window rows cy-64..cy+64, columns cx-64..cx+64 of each image, as C x 128 x 128."""
+def decode_chunk(paths: Sequence[Path], cx: int, cy: int) -> tuple[np.ndarray, list[str]]:
+    """Worker task: the window rows cy-64..cy+64, columns cx-64..cx+64 of each image, as C x 128 x 128,
+    with the decoder's warnings."""
     half = CROP // 2
-    return np.stack([decode_aligned(path)[cy - half : cy + half, cx - half : cx + half].transpose(2, 0, 1)
-                     for path in paths])
+    warnings: list[str] = []
+    crops = [decode_aligned(path, warnings)[cy - half : cy + half, cx - half : cx + half].transpose(2, 0, 1)
+             for path in paths]
+    return np.stack(crops), warnings
 
 
 class CelebaSource(Source):
@@ -77,12 +81,16 @@ class CelebaSource(Source):
         self.order = shuffled_order(len(self.files))
         self.record_order = SHUFFLED
         self.workers = workers
+        self.decoder_warnings: list[str] = []
         self.info = SourceInfo("celeba", 3, CROP, len(self.files))
 
     def iter_chunks(self, start: int = 0) -> Iterator[np.ndarray]:
+        self.decoder_warnings = []
         paths = [self.files[index] for index in self.order[start:]]
-        yield from parallel_chunks(functools.partial(decode_chunk, cx=self.cx, cy=self.cy), paths,
-                                   workers=self.workers)
+        for images, warnings in parallel_chunks(functools.partial(decode_chunk, cx=self.cx, cy=self.cy), paths,
+                                                workers=self.workers):
+            self.decoder_warnings.extend(warnings)
+            yield images
 
     def warnings(self) -> list[str]:
-        return list(self._warnings)
+        return self._warnings + self.decoder_warnings

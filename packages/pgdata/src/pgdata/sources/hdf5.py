@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from pgdata.errors import PgdataError
+from pgdata.formats.base import open_regular_file, read_npy
+from pgdata.formats.hdf5 import open_member
 from pgdata.sources.base import Source, SourceInfo
 from pgdata.sources.common import INPUT_ORDER, SHUFFLED, shuffled_order
 
@@ -37,10 +39,10 @@ def _largest_dataset_name(hdf5_file, path: Path) -> str:
     """Matches the official code: of the datasets whose names start with 'data', the one with the largest
     last dimension (the first such in the file's key order on ties)."""
     best_name, best_size = None, -1
-    for name, value in hdf5_file.items():
+    for name in hdf5_file:
         if not name.startswith("data"):
             continue
-        shape = getattr(value, "shape", None)
+        shape = getattr(open_member(hdf5_file, name, path), "shape", None)
         if shape is None or len(shape) != 4:
             raise PgdataError(f"dataset '{name}' must be [N, C, r, r], got shape {shape}", path)
         if shape[3] > best_size:
@@ -76,10 +78,8 @@ class Hdf5Source(Source):
         path = labels_path(self.path)
         if not path.is_file():
             return None
-        try:
-            labels = np.load(path, allow_pickle=False)
-        except Exception as error:
-            raise PgdataError(f"cannot read labels: {type(error).__name__}: {error}", path) from error
+        with open_regular_file(path) as file:
+            labels = read_npy(file, path)  # refuses a header that claims more than the file holds
         if labels.ndim < 1 or labels.shape[0] != num_images:
             raise PgdataError(f"holds labels of shape {list(labels.shape)} for {num_images} images", path)
         if labels.ndim == 1:

@@ -27,14 +27,15 @@ def list_image_files(image_dir: Path) -> list[Path]:
     return files
 
 
-def decode_image(path: Path, jpeg_decoder: str = "libjpeg8d") -> np.ndarray:
+def decode_image(path: Path, jpeg_decoder: str = "libjpeg8d", warnings: list[str] | None = None) -> np.ndarray:
     """uint8 H x W x C (C = 1 grey, 3 RGB). JPEGs by IJG libjpeg 8d by default, as Pillow 3.1.1 decoded
-    them in the original environment (modern Pillow's libjpeg-turbo differs on 4:2:0 files)."""
+    them in the original environment (modern Pillow's libjpeg-turbo differs on 4:2:0 files); libjpeg's
+    warnings on damaged but complete JPEGs go to `warnings`."""
     from pgdata.jpeg import decode_jpeg_libjpeg8d, is_jpeg
 
     try:
         if jpeg_decoder == "libjpeg8d" and is_jpeg(path):
-            image = decode_jpeg_libjpeg8d(path)
+            image = decode_jpeg_libjpeg8d(path, warnings)
         else:
             image = _decode_pillow(path)
     except OSError as error:
@@ -96,10 +97,12 @@ def prepare(image: np.ndarray, path: Path, channels: int, resolution: int, resiz
 
 
 def decode_chunk(paths: Sequence[Path], channels: int, resolution: int, resize: bool,
-                 jpeg_decoder: str) -> np.ndarray:
-    """Worker task: decode consecutive records into uint8 [n, C, R, R]."""
-    return np.stack([prepare(decode_image(path, jpeg_decoder), path, channels, resolution, resize)
-                     for path in paths])
+                 jpeg_decoder: str) -> tuple[np.ndarray, list[str]]:
+    """Worker task: decode consecutive records into uint8 [n, C, R, R], with the decoder's warnings."""
+    warnings: list[str] = []
+    images = np.stack([prepare(decode_image(path, jpeg_decoder, warnings), path, channels, resolution, resize)
+                       for path in paths])
+    return images, warnings
 
 
 class ImageFolderSource(Source):
@@ -131,10 +134,17 @@ class ImageFolderSource(Source):
         self.record_order = SHUFFLED if shuffle else INPUT_ORDER
         self.jpeg_decoder = jpeg_decoder
         self.workers = workers
+        self.decoder_warnings: list[str] = []
         self.info = SourceInfo(Path(image_dir).name, channels, resolution, len(self.files))
 
     def iter_chunks(self, start: int = 0) -> Iterator[np.ndarray]:
+        self.decoder_warnings = []
         paths = [self.files[index] for index in self.order[start:]]
         task = functools.partial(decode_chunk, channels=self.info.channels, resolution=self.info.resolution,
                                  resize=self.resize, jpeg_decoder=self.jpeg_decoder)
-        yield from parallel_chunks(task, paths, workers=self.workers)
+        for images, warnings in parallel_chunks(task, paths, workers=self.workers):
+            self.decoder_warnings.extend(warnings)
+            yield images
+
+    def warnings(self) -> list[str]:
+        return list(self.decoder_warnings)

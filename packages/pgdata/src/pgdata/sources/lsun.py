@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import io
+import os
+import struct
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -21,22 +23,30 @@ class SkippedValue(Exception):
     """A value the original tool could not turn into an image; it printed the message and went on."""
 
 
-def decode_opencv(value: bytes) -> np.ndarray | None:
+def decode_opencv(value: bytes, notes: list[str] | None = None) -> np.ndarray | None:
     """OpenCV imdecode with the colour flag, BGR -> RGB; None where OpenCV 3.4.0 (the original's) fails.
 
     OpenCV 3.4 had no GIF decoder (current OpenCV has one, which would add records the original skipped),
-    so GIF values are treated as undecodable here.
+    so GIF values are treated as undecodable here. What OpenCV's libjpeg prints on stderr about a damaged
+    value that still decodes (e.g. "Corrupt JPEG data: ...") goes to `notes` instead.
     """
     import cv2
+
+    from pgdata.jpeg import captured_stderr
 
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # failures are reported as skips
     if not value or value.startswith(GIF_MAGICS):
         return None
-    try:
-        image = cv2.imdecode(np.frombuffer(value, dtype=np.uint8), cv2.IMREAD_COLOR)
-    except cv2.error as error:
-        raise SkippedValue(str(error).strip()) from error
-    return None if image is None else image[:, :, ::-1]
+    with captured_stderr() as messages:
+        try:
+            image = cv2.imdecode(np.frombuffer(value, dtype=np.uint8), cv2.IMREAD_COLOR)
+        except cv2.error as error:
+            raise SkippedValue(str(error).strip()) from error
+    if image is None:
+        return None
+    if notes is not None:
+        notes.extend(messages)
+    return image[:, :, ::-1]
 
 
 def decode_pillow(value: bytes) -> np.ndarray:
@@ -65,13 +75,13 @@ def as_rgb_like_pillow311(image: np.ndarray) -> np.ndarray:
     return np.frombuffer(raw, np.uint8, count=height * width * 3).reshape(height, width, 3)
 
 
-def decode_value(value: bytes, resolution: int) -> np.ndarray:
+def decode_value(value: bytes, resolution: int, notes: list[str] | None = None) -> np.ndarray:
     """One LMDB value -> uint8 3 x R x R, or SkippedValue. Matches the official create_lsun: OpenCV first,
     Pillow if OpenCV returns nothing; centre square crop; Pillow 3.1.1 ANTIALIAS resize."""
     from pgdata.celebahq.kernels import resize_antialias
     from pgdata.sources.images import centre_crop
 
-    image = decode_opencv(value)
+    image = decode_opencv(value, notes)
     if image is None:
         image = decode_pillow(value)
     if image.ndim < 2 or min(image.shape[:2]) == 0:
@@ -85,24 +95,73 @@ def decode_value(value: bytes, resolution: int) -> np.ndarray:
 
 
 def decode_values(items: Sequence[tuple[int, str, bytes]], resolution: int) -> list:
-    """Worker task: (value number, key, outcome) with outcome an array or the skip message."""
+    """Worker task: (value number, key, outcome, decoder notes) with outcome an array or the skip message."""
     results = []
     for number, key, value in items:
+        notes: list[str] = []
         try:
-            results.append((number, key, decode_value(value, resolution)))
+            results.append((number, key, decode_value(value, resolution, notes), notes))
         except SkippedValue as skipped:
-            results.append((number, key, str(skipped)))
+            results.append((number, key, str(skipped), []))
     return results
 
 
+# LMDB's meta pages (pages 0 and 1, lmdb.h's MDB_meta after a 16-byte page header, 64-bit little-endian):
+# magic and version at 16, the page size (mm_dbs[FREE_DBI].md_pad) at 40, the last used page number and the
+# transaction id at 136.
+_LMDB_MAGIC = 0xBEEFC0DE
+_LMDB_META = struct.Struct("<II")
+_LMDB_PAGE_SIZE = struct.Struct("<I")
+_LMDB_LAST_PAGE = struct.Struct("<QQ")
+
+
+def lmdb_pages_needed(header: bytes) -> tuple[int, int] | None:
+    """(pages in use, page size) from the current meta page (the higher transaction id, as LMDB picks
+    it), or None where the bytes are not a 64-bit little-endian LMDB header (LMDB then refuses the file)."""
+    if len(header) < 152:
+        return None
+    page_size = _LMDB_PAGE_SIZE.unpack_from(header, 40)[0]
+    if page_size < 512 or page_size & (page_size - 1) or len(header) < page_size + 152:
+        return None
+    metas = []
+    for offset in (0, page_size):
+        magic, version = _LMDB_META.unpack_from(header, offset + 16)
+        if magic != _LMDB_MAGIC or version != 1:
+            return None
+        last_page, transaction = _LMDB_LAST_PAGE.unpack_from(header, offset + 136)
+        metas.append((transaction, last_page))
+    return max(metas)[1] + 1, page_size
+
+
+def check_lmdb_size(data_file: Path) -> None:
+    """Refuse a data.mdb shorter than its meta page says: LMDB memory-maps the file, and reading a page
+    past the end of a truncated copy kills the process with SIGBUS instead of raising an error."""
+    try:
+        with open(data_file, "rb") as file:
+            header = file.read(2 * 65536 + 152)
+            size = os.fstat(file.fileno()).st_size
+    except OSError as error:
+        raise PgdataError(f"cannot read LMDB data file: {error.strerror or error}", data_file) from None
+    if len(header) < 152:
+        raise PgdataError(f"not an LMDB data file: {size} bytes, too short for LMDB's meta pages", data_file)
+    needed = lmdb_pages_needed(header)
+    if needed is not None and size < needed[0] * needed[1]:
+        pages, page_size = needed
+        raise PgdataError(f"truncated LMDB: the file has {size} bytes but its meta page says it uses {pages} "
+                          f"pages of {page_size} bytes ({pages * page_size}); copy or download it again",
+                          data_file)
+
+
 def open_lmdb(lmdb_dir: Path):
-    """Read-only and without a lock file: works on read-only copies (the lock is only for writers)."""
+    """Read-only and without a lock file: works on read-only copies (the lock is only for writers).
+    The data file is checked against its meta page first (a truncated copy would crash the process)."""
     import lmdb
 
     if not lmdb_dir.exists():
         raise PgdataError("no such LMDB folder", lmdb_dir)
     if lmdb_dir.is_dir() and not (lmdb_dir / "data.mdb").is_file():
         raise PgdataError("not an LMDB environment: data.mdb missing", lmdb_dir)
+    check_lmdb_size(lmdb_dir / "data.mdb" if lmdb_dir.is_dir() else lmdb_dir)
     try:
         return lmdb.open(str(lmdb_dir), readonly=True, lock=False, readahead=False,
                          subdir=lmdb_dir.is_dir(), max_readers=1)
@@ -132,6 +191,7 @@ class LsunSource(Source):
         self.max_images = max_images
         self.workers = workers
         self.skipped: list[str] = []
+        self.decoder_notes: list[str] = []
         self.record_order = "LMDB cursor (key) order, undecodable values skipped"
         self.info = SourceInfo(self.path.name or "lsun", 3, resolution, None)
 
@@ -147,6 +207,7 @@ class LsunSource(Source):
 
     def iter_chunks(self, start: int = 0) -> Iterator[np.ndarray]:
         self.skipped = []
+        self.decoder_notes = []
         stored = 0
         task = functools.partial(decode_values, resolution=self.resolution)
         with open_lmdb(self.path) as environment:
@@ -154,10 +215,12 @@ class LsunSource(Source):
                                   workers=self.workers)
             for chunk in results:
                 images = []
-                for number, key, outcome in chunk:
+                for number, key, outcome, notes in chunk:
                     if isinstance(outcome, str):
                         self.skipped.append(f"{self.path}: value {number} (key {key}): skipped: {outcome}")
                         continue
+                    self.decoder_notes.extend(f"{self.path}: value {number} (key {key}): libjpeg: {note} (stored, "
+                                              "as the original tool did)" for note in notes)
                     if stored >= start:
                         images.append(outcome)
                     stored += 1
@@ -171,7 +234,7 @@ class LsunSource(Source):
     def warnings(self) -> list[str]:
         summary = [f"{self.path}: skipped {len(self.skipped)} undecodable value(s), as the original tool "
                    "did"] if self.skipped else []
-        return self.skipped + summary
+        return self.skipped + self.decoder_notes + summary
 
 
 def chunks_of_iter(items, size: int) -> Iterator[list]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import math
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,19 +31,23 @@ def _read_gzip(path: Path) -> bytes:
         raise PgdataError(f"cannot read gzip data: {error}", path) from error
 
 
-def _idx_payload(path: Path, magic: int, header_size: int, item_size: int) -> np.ndarray:
+def _idx_payload(path: Path, magic: int, item_shape: tuple[int, ...]) -> np.ndarray:
     """The bytes after the IDX header. Matches the official code, which skips the header (images from
     byte 16, labels from byte 8) instead of parsing it; we read the header only to refuse a file whose
-    header does not describe its data (a truncated or foreign file)."""
+    header does not describe its data (a truncated or foreign file, or images of another size)."""
     data = _read_gzip(path)
+    header_size = 4 * (2 + len(item_shape))
     if len(data) < header_size:
         raise PgdataError(f"too short for an IDX file ({len(data)} bytes)", path)
-    header = np.frombuffer(data, ">u4", count=header_size // 4)
-    if int(header[0]) != magic:
-        raise PgdataError(f"not an IDX file of the expected kind (magic {int(header[0]):#010x}, "
+    header = [int(value) for value in np.frombuffer(data, ">u4", count=header_size // 4)]
+    if header[0] != magic:
+        raise PgdataError(f"not an IDX file of the expected kind (magic {header[0]:#010x}, "
                           f"expected {magic:#010x})", path)
+    if tuple(header[2:]) != item_shape:
+        raise PgdataError(f"holds items of shape {header[2:]}, expected {list(item_shape)} (not the MNIST "
+                          f"training set)", path)
     payload = np.frombuffer(data, np.uint8, offset=header_size)
-    count = int(header[1])
+    count, item_size = header[1], math.prod(item_shape)
     if payload.size != count * item_size:
         raise PgdataError(f"header says {count} items of {item_size} bytes but the file holds "
                           f"{payload.size} bytes of data (truncated?)", path)
@@ -52,14 +57,14 @@ def _idx_payload(path: Path, magic: int, header_size: int, item_size: int) -> np
 def load_digits(mnist_dir: str | Path) -> np.ndarray:
     """uint8 [N, 32, 32]: the 28x28 digits padded with 2 zero pixels on every side, as the original does."""
     path = Path(mnist_dir) / IMAGES_FILE
-    digits = _idx_payload(path, 0x00000803, 16, 28 * 28).reshape(-1, 28, 28)
+    digits = _idx_payload(path, 0x00000803, (28, 28)).reshape(-1, 28, 28)
     if len(digits) == 0:
         raise PgdataError("holds no images", path)
     return np.pad(digits, [(0, 0), (2, 2), (2, 2)], mode="constant", constant_values=0)
 
 
 def load_labels(mnist_dir: str | Path) -> np.ndarray:
-    return _idx_payload(Path(mnist_dir) / LABELS_FILE, 0x00000801, 8, 1)
+    return _idx_payload(Path(mnist_dir) / LABELS_FILE, 0x00000801, ())
 
 
 class MnistSource(ArraySource):
