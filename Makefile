@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-slow test-all check lint bench bench-data bench-metrics reproduce-celebahq clean
+.PHONY: install demo test test-slow test-all check lint bench bench-data bench-metrics bench-train reproduce-celebahq clean
 
 $(BIN)/pgdata: packages/pgdata/pyproject.toml packages/pgtrain/pyproject.toml packages/pgmetrics/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,13 +33,19 @@ lint: install
 
 check: lint test
 
-bench: bench-data bench-metrics
+bench: bench-data bench-metrics bench-train
 
 bench-data: install
 	$(BIN)/python tools/bench_pgdata.py
 
 bench-metrics: install
 	$(BIN)/python tools/bench_metrics.py
+
+# Training speed per resolution and the projected schedule (docs/performance.md). On a GPU, e.g.
+# make bench-train BENCH_TRAIN_ARGS="--preset v2-1gpu+fp16+BENCHMARK0 --device cuda"; the GPU check: tools/gpu_check.sh
+BENCH_TRAIN_ARGS ?= --preset demo-cpu --resolution 64 --device cpu --cpu-threads 1
+bench-train: install
+	$(BIN)/pgtrain bench $(BENCH_TRAIN_ARGS)
 
 CELEBA ?=
 DELTAS ?=

@@ -12,6 +12,7 @@ from pgtrain.errors import PgtrainError
 app = typer.Typer(name="pgtrain", help="Train Progressive GANs (Karras et al., ICLR 2018) in PyTorch.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 
+from pgtrain.cli import bench as _bench  # noqa: F401,E402
 from pgtrain.cli import media as _media  # noqa: F401,E402
 from pgtrain.cli import networks as _networks  # noqa: F401,E402
 from pgtrain.cli import training as _training  # noqa: F401,E402
