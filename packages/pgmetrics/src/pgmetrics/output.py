@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+from pgdata.atomic import reserve_temporary
 from pgmetrics.errors import PgmetricsError
 
 
@@ -44,13 +44,12 @@ def atomic_output(path: str | Path, mode: str = "wb") -> Iterator[IO]:
     The temporary name is unique and created exclusively, so no file of anyone else is ever overwritten; it takes
     the umask's permissions like any new file. A write error (disk full) becomes a one-line error."""
     path = Path(path)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        temporary = reserve_temporary(path)
     except OSError as error:
         raise PgmetricsError(f"cannot write: {error.strerror}", path) from None
     try:
-        with os.fdopen(descriptor, mode, encoding=None if "b" in mode else "utf-8") as file:
+        with open(temporary, mode, encoding=None if "b" in mode else "utf-8") as file:
             yield file
             file.flush()
             os.fsync(file.fileno())

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
+from pgdata import atomic
 from pgtrain.errors import PgtrainError
 
 
@@ -39,12 +39,10 @@ def reserve_temporary(path: Path) -> Path:
     """A new, empty, uniquely named file beside `path` (created exclusively, so nobody else's file is touched;
     permissions from the umask like any new file)."""
     make_folder(path.parent)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
-        os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        return atomic.reserve_temporary(path)
     except OSError as error:
         raise PgtrainError(f"{path}: cannot write ({error.strerror or error})") from error
-    return temporary
 
 
 def publish(temporary: Path, path: Path) -> None:
