@@ -372,7 +372,7 @@ class Trainer:
             if state.cur_tick % loop.image_snapshot_ticks == 0 or done:
                 self.save_fakes(sched.lod)
         if state.cur_tick % loop.network_snapshot_ticks == 0 or done:
-            self.save(snapshot_name(state.cur_nimg // 1000))  # on every rank: it gathers their random states
+            self.save(snapshot_name(state.cur_nimg // 1000))
 
     def _start_outputs(self) -> None:
         """reals.png, the first fakes grid and the TensorBoard writer (rank 0, with a run directory)."""
@@ -417,33 +417,31 @@ class Trainer:
 
     # -- snapshots and resume ----------------------------------------------------------------------------
 
-    def training_state(self, rng_per_rank: list[torch.Tensor] | None = None) -> dict[str, Any]:
+    def training_state(self) -> dict[str, Any]:
         """Everything beyond the weights that the next step depends on (weights_only-loadable).
 
-        Each rank draws its own latents, mixing factors and mirror flags, so every rank's random state is kept
-        (`rng_per_rank`, in rank order); the optimizers, counters and networks are the same on every rank.
+        The ranks share one random state (draws are made for the global minibatch, each rank keeps its share), and
+        the optimizers, counters and networks are the same on every rank, so rank 0's copy is the whole state; the
+        world size is recorded because each rank's share (and its minibatch-stddev groups) depends on it.
         """
-        rng_per_rank = rng_per_rank or [self.generator.get_state()]
         return {
             "state": asdict(self.state),
             "G_opt": self.G_opt.state_dict(),
             "D_opt": self.D_opt.state_dict(),
-            "rng": rng_per_rank[0],
-            "rng_per_rank": rng_per_rank,
-            "world_size": len(rng_per_rank),
+            "rng": self.generator.get_state(),
+            "world_size": self.world_size,
             "loss_scale_log2": {"G": self.G_scale.log2, "D": self.D_scale.log2},
         }
 
     def save(self, name: str) -> Path | None:
-        """Write a snapshot from rank 0; a collective (every rank calls it, for the random states)."""
-        rng_per_rank = distributed.gather_objects(self.generator.get_state())
+        """Write a snapshot (rank 0 only; the other ranks hold the same state)."""
         if self.run_dir is None or not distributed.is_main():
             return None
         metadata = {"config": config_to_json(self.config), "dataset": self.dataset_path,
                     "kimg": self.state.cur_nimg / 1000.0, "producer": "pgtrain run"}
         return save_snapshot(self.run_dir / name, network_kwargs=self.network_kwargs, G_state=self.G.state_dict(),
                              D_state=self.D.state_dict(), Gs_state=self.Gs.state_dict(),
-                             training_state=self.training_state(rng_per_rank), metadata=metadata)
+                             training_state=self.training_state(), metadata=metadata)
 
     def _start_from(self, snapshot: Snapshot, kimg: float | None) -> None:
         """Take the snapshot's G, D and Gs; everything else is this new run's (fresh Adam, RNG, data order)."""
@@ -468,14 +466,14 @@ class Trainer:
         self.G.load_state_dict(snapshot.G_state)
         self.D.load_state_dict(snapshot.D_state)
         self.Gs.load_state_dict(snapshot.Gs_state)
-        rng_per_rank = saved.get("rng_per_rank") or [saved["rng"]]
-        if len(rng_per_rank) != self.world_size:
-            raise PgtrainError(f"{path}: written by a run of {len(rng_per_rank)} process(es), and this run has "
-                               f"{self.world_size}; resume it with {len(rng_per_rank)} (each process's random "
-                               "state and share of the minibatch are part of the exact continuation)")
+        written_by = int(saved.get("world_size", 1))
+        if written_by != self.world_size:
+            raise PgtrainError(f"{path}: written by a run of {written_by} process(es), and this run has "
+                               f"{self.world_size}; resume it with {written_by} (each process's share of the "
+                               "minibatch is part of the exact continuation)")
         self.G_opt.load_state_dict(saved["G_opt"])
         self.D_opt.load_state_dict(saved["D_opt"])
-        self.generator.set_state(rng_per_rank[self.rank])
+        self.generator.set_state(saved["rng"])
         self.G_scale.log2 = saved["loss_scale_log2"]["G"]
         self.D_scale.log2 = saved["loss_scale_log2"]["D"]
         self.state = TrainingState(**saved["state"])
