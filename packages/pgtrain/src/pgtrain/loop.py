@@ -310,11 +310,12 @@ class Trainer:
         network, optimizer = (self.G, self.G_opt) if name == "G" else (self.D, self.D_opt)
         scale = self.G_scale if name == "G" else self.D_scale
         averager, steps = self.averagers[name], self.config.train.accumulation_steps
+        level, fade = split_lod(sched.lod, network.max_lod)  # which layers get gradients: the averager's plan
         optimizer.zero_grad(set_to_none=True)
         for index in range(steps):
             terms = share_loss(index, steps)
             if index == steps - 1:
-                averager.arm(split_lod(sched.lod, network.max_lod)[0] * 2 + (sched.lod % 1 > 0))
+                averager.arm((level, fade > 0))
             (terms.loss.float() * (scale.value / steps)).backward()
             self.stats.add(terms.stats)
         averager.finish()
