@@ -37,7 +37,7 @@ def check_dataset_fits(snapshot: Snapshot, dataset_kwargs: dict[str, int]) -> No
                            "fine-tuning needs a dataset of the same resolution, channels and label count")
 
 
-def start_kimg(snapshot: Snapshot, requested: float | None) -> float:
+def starting_kimg(snapshot: Snapshot, requested: float | None) -> float:
     """Where the schedule starts: as requested, else the snapshot's own kimg when it records one, else 0 (the
     official default resume_kimg)."""
     if requested is not None:

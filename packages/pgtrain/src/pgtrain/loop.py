@@ -38,7 +38,7 @@ from pgtrain.config import TrainingConfig, config_from_dict, config_to_json
 from pgtrain.data import DataStage, check_levels
 from pgtrain.ema import update_ema
 from pgtrain.errors import PgtrainError
-from pgtrain.finetune import adopt_networks, check_dataset_fits, start_kimg
+from pgtrain.finetune import adopt_networks, check_dataset_fits, starting_kimg
 from pgtrain.gradient_sync import GradientAverager
 from pgtrain.grids import choose_grid_indices, grid_shape, save_image_grid
 from pgtrain.loss import LossTerms
@@ -177,10 +177,12 @@ class Trainer:
 
     def __init__(self, config: TrainingConfig, reader: DatasetReader, run_dir: Path | None, *,
                  device: str | torch.device = "cpu", log: LogTee | None = None, dataset_path: str | None = None,
-                 resume_from: Path | None = None, start_from: Path | None = None, start_kimg: float | None = None):
+                 resume_from: Path | Snapshot | None = None, start_from: Path | Snapshot | None = None,
+                 start_kimg: float | None = None):
         """`resume_from`: continue a run exactly from its snapshot. `start_from`: a new run from any snapshot's
-        networks (fine-tuning, see pgtrain.finetune), its schedule at `start_kimg`."""
-        start = load_snapshot(start_from) if start_from is not None else None
+        networks (fine-tuning, see pgtrain.finetune), its schedule at `start_kimg`. Both take a path, or the
+        snapshot already loaded (a large snapshot is then read and checked once)."""
+        start = load_snapshot(start_from) if isinstance(start_from, (str, Path)) else start_from
         if start is not None:
             if resume_from is not None:
                 raise PgtrainError("resume a run or start from a snapshot's networks, not both")
@@ -451,12 +453,13 @@ class Trainer:
         self.G.load_state_dict(G.state_dict())
         self.D.load_state_dict(D.state_dict())
         self.Gs.load_state_dict(Gs.state_dict())
-        self.state.cur_nimg = self.state.tick_start_nimg = int(round(start_kimg(snapshot, kimg) * 1000))
+        self.state.cur_nimg = self.state.tick_start_nimg = int(round(starting_kimg(snapshot, kimg) * 1000))
         self.log(f"Starting from the networks of {snapshot.path} at kimg {self.state.cur_nimg / 1000:.1f} "
                  f"(lod {self.schedule().lod:.2f}); optimizers, data order and random draws start afresh")
 
-    def _restore(self, path: Path) -> None:
-        snapshot = load_snapshot(path)
+    def _restore(self, path: Path | Snapshot) -> None:
+        snapshot = load_snapshot(path) if isinstance(path, (str, Path)) else path
+        path = snapshot.path
         saved = snapshot.training_state
         if not isinstance(saved, dict) or "state" not in saved:
             raise PgtrainError(f"{path}: a network snapshot without training state (imported?); cannot resume")
@@ -484,9 +487,10 @@ class Trainer:
                 setattr(self.state, f"{name}_adam_steps", max(steps, default=0))
 
 
-def resume_config(path: Path, overrides_applier=None) -> tuple[TrainingConfig, str | None]:
-    """The configuration and dataset path stored in a snapshot."""
-    snapshot = load_snapshot(path)
+def resume_config(path: Path | Snapshot, overrides_applier=None) -> tuple[TrainingConfig, str | None]:
+    """The configuration and dataset path stored in a snapshot (a path, or the snapshot already loaded)."""
+    snapshot = load_snapshot(path) if isinstance(path, (str, Path)) else path
+    path = snapshot.path
     metadata = snapshot.metadata or {}
     if "config" not in metadata or not isinstance(snapshot.training_state, dict):
         raise PgtrainError(f"{path}: not a pgtrain training snapshot (no config/training state); "

@@ -99,6 +99,7 @@ def run(
     Fine-tuning: pgtrain run --data datasets/mine --start-from celebahq.pt --start-kimg 12000
     """
     from pgtrain import distributed
+    from pgtrain.checkpoint import load_snapshot
     from pgtrain.config import apply_overrides, config_to_json, validate
     from pgtrain.data import open_training_data
     from pgtrain.dataset_presets import detect_for_reader
@@ -106,7 +107,7 @@ def run(
     from pgtrain.presets import resolve_config, resolve_run_config, resumed_dataset_line, run_description
     from pgtrain.run_dir import LogTee, create_run_dir, locate_resume
 
-    snapshot = None
+    snapshot = start_snapshot = resumed_path = None
     if start_kimg is not None and start_from is None:
         raise PgtrainError("--start-kimg needs --start-from (the snapshot whose networks the new run starts from)")
     if resume is not None:
@@ -116,7 +117,8 @@ def run(
         if preset:
             raise PgtrainError("--preset cannot be combined with --resume: the snapshot's configuration is used "
                                "(change fields with --set)")
-        snapshot = locate_resume(resume)
+        resumed_path = locate_resume(resume)
+        snapshot = load_snapshot(resumed_path)  # read and checked once, handed to the trainer
         config, saved_data = resume_config(snapshot)
         apply_overrides(config, settings or [])
         validate(config)
@@ -128,14 +130,12 @@ def run(
         reader = open_training_data(data, config.dataset.synthetic)
         config, dataset_line = resolve_run_config(preset, settings, detect_for_reader(reader))
         if start_from is not None:
-            from pgtrain.checkpoint import load_snapshot
-            from pgtrain.finetune import adopt_networks
-            from pgtrain.finetune import start_kimg as resolve_start_kimg
+            from pgtrain.finetune import adopt_networks, starting_kimg
 
-            start_snapshot = load_snapshot(start_from)
+            start_snapshot = load_snapshot(start_from)  # read and checked once, handed to the trainer
             config = adopt_networks(config, start_snapshot)
             dataset_line += (f"\nStarting from the networks of {start_from} at kimg "
-                             f"{resolve_start_kimg(start_snapshot, start_kimg):g} (fine-tuning: fresh optimizers)")
+                             f"{starting_kimg(start_snapshot, start_kimg):g} (fine-tuning: fresh optimizers)")
     processes = gpus if gpus is not None else distributed.default_process_count(config.num_gpus, device)
     if distributed.launched():
         if gpus is not None and gpus != distributed.world_size():
@@ -150,7 +150,7 @@ def run(
     say(f"Dataset: {reader.path} ({reader.num_images} images, {reader.channels}x{reader.resolution}x"
         f"{reader.resolution}, labels {reader.label_size})")
     say(dataset_line)
-    say(f"Configuration ({'+'.join(config.presets)}{', resumed from ' + str(snapshot) if snapshot else ''}):")
+    say(f"Configuration ({'+'.join(config.presets)}{', resumed from ' + str(resumed_path) if resumed_path else ''}):")
     say(config_to_json(config))
     if dry_run:
         say(f"Dry run: would write {results}/NNN-{description}/")
@@ -169,11 +169,11 @@ def run(
         log(f"Run directory: {run_dir}")
         log(f"Dataset: {reader.path}; device: {torch_device}; world size {distributed.world_size()}")
         log(dataset_line)
-        if snapshot is not None:
-            log(f"Resuming from {snapshot}")
+        if resumed_path is not None:
+            log(f"Resuming from {resumed_path}")
     trainer = Trainer(config, reader, run_dir, device=torch_device, log=log,
                       dataset_path=None if config.dataset.synthetic else str(Path(data).resolve()),
-                      resume_from=snapshot, start_from=start_from, start_kimg=start_kimg)
+                      resume_from=snapshot, start_from=start_snapshot, start_kimg=start_kimg)
     install_signal_handlers(trainer)
     finished = trainer.run()
     if log is not None:
