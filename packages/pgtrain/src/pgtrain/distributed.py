@@ -113,13 +113,18 @@ def launch(processes: int, arguments: list[str]) -> None:
                            "(its own error, if any, is above)") from None
 
 
+def _collective_device() -> torch.device:
+    """Where a small tensor must be for a collective: the current GPU under NCCL, else the CPU (gloo)."""
+    if torch.distributed.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
 def sum_over_ranks(values: torch.Tensor) -> torch.Tensor:
     """Element-wise sum over ranks (a collective); the tensor itself on one process."""
     if world_size() <= 1:
         return values
-    backend = torch.distributed.get_backend()
-    device = torch.device("cuda", torch.cuda.current_device()) if backend == "nccl" else torch.device("cpu")
-    total = values.to(device).clone()
+    total = values.to(_collective_device()).clone()
     with collective("reducing statistics"):
         torch.distributed.all_reduce(total)
     return total
@@ -130,7 +135,7 @@ def gather_objects(value):
     if world_size() <= 1:
         return [value]
     gathered = [None] * world_size()
-    with collective("gathering the random states"):
+    with collective("gathering from every rank"):
         torch.distributed.all_gather_object(gathered, value)
     return gathered
 
@@ -139,9 +144,7 @@ def any_rank(flag: bool) -> bool:
     """True on every rank when `flag` is true on any (a collective): ranks must agree to stop together."""
     if world_size() <= 1:
         return flag
-    backend = torch.distributed.get_backend()
-    device = torch.device("cuda", torch.cuda.current_device()) if backend == "nccl" else torch.device("cpu")
-    value = torch.tensor([1 if flag else 0], device=device)
+    value = torch.tensor([1 if flag else 0], device=_collective_device())
     with collective("agreeing on a stop"):
         torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MAX)
     return bool(value.item())
