@@ -7,7 +7,6 @@ import contextlib
 import io
 import json
 import shutil
-import sys
 import tracemalloc
 import zipfile
 from pathlib import Path
@@ -19,27 +18,14 @@ from numpy.lib import format as npy_format
 from PIL import Image
 
 from pgdata.exporter import export_dataset
-from pgmetrics import cache, cli, inception
+from pgmetrics import cache, inception
 from pgmetrics.errors import PgmetricsError
 from pgmetrics.output import atomic_output, write_text
 from pgmetrics.sources import ArraySource, FolderSource, ImageSource, open_source
 from tests.pgmetrics.test_evaluate_e2e import BlobSource
+from tests.pgmetrics.test_evaluate_e2e import pgmetrics as run  # the CLI's exit code, stdout and stderr
 
 NUM = 16
-
-
-def run(monkeypatch, capsys, *args) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["pgmetrics", *map(str, args)])
-    threads = torch.get_num_threads()
-    code = 0
-    try:
-        cli.main()
-    except SystemExit as done:
-        code = done.code or 0
-    finally:
-        torch.set_num_threads(threads)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def one_line_error(code: int, err: str, *fragments: str) -> bool:
