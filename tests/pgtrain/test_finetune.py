@@ -115,3 +115,11 @@ def test_cli_start_kimg_without_start_from_and_with_resume_are_refused(imported,
     assert result.exit_code != 0 and "--start-kimg needs --start-from" in str(result.exception)
     result = CliRunner().invoke(app, ["run", "--resume", str(tmp_path), "--start-from", str(imported)])
     assert result.exit_code != 0 and "choose one" in str(result.exception)
+
+
+def test_a_negative_start_kimg_is_refused_in_one_line(imported):
+    config = resolve_config([], SCHEDULE)
+    with pytest.raises(PgtrainError, match=r"the start kimg must be >= 0, got -1.0") as info:
+        Trainer(config, tiny_reader(n=16, resolution=32), None, log=lambda line="": None, start_from=imported,
+                start_kimg=-1.0)
+    assert "\n" not in str(info.value)
