@@ -47,11 +47,31 @@ BENCH_TRAIN_ARGS ?= --preset demo-cpu --resolution 64 --device cpu --cpu-threads
 bench-train: install
 	$(BIN)/pgtrain bench $(BENCH_TRAIN_ARGS)
 
+# The paper's CelebA-HQ experiment end to end (docs/reproduce.md): dataset, training, metrics, report.md.
+# make reproduce-celebahq CELEBA=dir DELTAS=dir [OUT=datasets/celebahq] [RESULTS=results] [GPUS=n]
+#     [PGDATA_ARGS=...] [PGTRAIN_ARGS=...] [PGMETRICS_ARGS=...] [DRY_RUN=1]
+# The variables reach the script through the environment ("$$VAR" in the recipe), so that values holding
+# spaces, quotes or braces arrive as typed. `make -n reproduce-celebahq ...` also prints the stages' commands.
 CELEBA ?=
 DELTAS ?=
+OUT ?= datasets/celebahq
+RESULTS ?= results
+GPUS ?=
+PGDATA_ARGS ?=
+PGTRAIN_ARGS ?=
+PGMETRICS_ARGS ?=
+DRY_RUN ?=
+export CELEBA DELTAS OUT RESULTS GPUS PGDATA_ARGS PGTRAIN_ARGS PGMETRICS_ARGS
+REPRODUCE := $(BIN)/python tools/reproduce_celebahq.py --celeba "$$CELEBA" --deltas "$$DELTAS" --out "$$OUT" \
+	--results "$$RESULTS" $(if $(GPUS),--gpus "$$GPUS") --pgdata-args="$$PGDATA_ARGS" \
+	--pgtrain-args="$$PGTRAIN_ARGS" --pgmetrics-args="$$PGMETRICS_ARGS"
 reproduce-celebahq: install
-	@test -n "$(CELEBA)" -a -n "$(DELTAS)" || { echo "usage: make reproduce-celebahq CELEBA=/path/to/celeba DELTAS=/path/to/celeba-hq-deltas [OUT=datasets/celebahq]"; exit 2; }
-	$(BIN)/pgdata create_celebahq $(or $(OUT),datasets/celebahq) $(CELEBA) $(DELTAS)
+	@test -n "$(CELEBA)" -a -n "$(DELTAS)" || { echo "usage: make reproduce-celebahq CELEBA=/path/to/celeba DELTAS=/path/to/celeba-hq-deltas [OUT=datasets/celebahq] [RESULTS=results] [GPUS=n] [PGDATA_ARGS=...] [PGTRAIN_ARGS=...] [PGMETRICS_ARGS=...] [DRY_RUN=1]"; exit 2; }
+ifneq (,$(findstring n,$(firstword -$(MAKEFLAGS))))
+	+$(REPRODUCE) --dry-run
+else
+	$(REPRODUCE) $(if $(DRY_RUN),--dry-run)
+endif
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

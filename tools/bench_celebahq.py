@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from pgdata.celebahq import kernels, pipeline
-from pgdata.celebahq.source import CelebAHQSource, Failure, build_record
 from pgdata.parallel import available_cores, ordered_map
+from pgdata.sources.celebahq import CelebAHQSource, Failure, build_record
 
 TOOLS = Path(__file__).resolve().parent
 

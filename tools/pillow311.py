@@ -9,7 +9,8 @@ a C compiler and Python 3.6's headers), into a cache folder, and runs a small se
     python tools/pillow311.py check          # exit 0 when the build is there and imports
     python tools/pillow311.py info
 
-Settings (environment): PGDATA_PILLOW311_DIR (cache folder, default ~/.cache/pgdata/pillow311),
+Settings (environment): PGDATA_PILLOW311_DIR (cache folder, default: the pillow311/ folder of pgdata's cache,
+i.e. $PGDATA_CACHE/pillow311, else $XDG_CACHE_HOME/pgdata/pillow311, else ~/.cache/pgdata/pillow311),
 PGDATA_PYTHON36 (the Python 3.6 interpreter; default: pyenv's 3.6.x, then python3.6 on PATH),
 PGDATA_PILLOW311_SDIST (a local Pillow-3.1.1.tar.gz instead of downloading it with pip).
 
@@ -30,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pgdata.common.cache import cache_dir as pgdata_cache_dir
 from pgdata.hashing import file_sha256
 
 SDIST_NAME = "Pillow-3.1.1.tar.gz"
@@ -41,8 +43,9 @@ LENIENT_CFLAGS = ("-Wno-error=implicit-function-declaration -Wno-error=incompati
 
 
 def cache_dir() -> Path:
-    default = Path.home() / ".cache" / "pgdata" / "pillow311"
-    return Path(os.environ.get("PGDATA_PILLOW311_DIR", default)).expanduser()
+    """The build folder: `build` writes it and the tests read it, both through this one rule."""
+    explicit = os.environ.get("PGDATA_PILLOW311_DIR")
+    return Path(explicit).expanduser() if explicit else pgdata_cache_dir("pgdata") / "pillow311"
 
 
 def find_python36() -> str | None:

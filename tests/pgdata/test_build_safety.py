@@ -18,9 +18,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pgdata import shard_writer
 from pgdata.errors import PgdataError
 from pgdata.exporter import REPLACED_MARKER, export_dataset, is_partial_build, old_path, partial_path
-from pgdata.formats import pgshards
+from pgdata.formats.pgshards import layout
 from pgdata.sources.base import Source, SourceInfo
 from tests.pgdata.test_exporter import ArraySource, random_images, tree_bytes
 
@@ -165,7 +166,7 @@ def test_a_plain_build_replaces_its_own_interrupted_build(tmp_path):
 
 def disk_full_after(calls: int):
     """A ShardSetWriter._write that fails with ENOSPC after `calls` writes."""
-    original = pgshards.ShardSetWriter._write
+    original = shard_writer.ShardSetWriter._write
     left = [calls]
 
     def write(writer, data):
@@ -178,13 +179,13 @@ def disk_full_after(calls: int):
 
 
 def test_disk_full_during_overwrite_keeps_the_old_dataset_and_the_partial_build(tmp_path, monkeypatch):
-    monkeypatch.setattr(pgshards, "MAX_SAMPLES_PER_SHARD", 4)
+    monkeypatch.setattr(layout, "MAX_SAMPLES_PER_SHARD", 4)
     images = random_images(20, resolution=8, seed=9)
     reference = tree_bytes(build(tmp_path, ArraySource(images, chunk=4), "reference"))
     out = build(tmp_path, ArraySource(random_images(6, resolution=8)))
     before = tree_bytes(out)
     with monkeypatch.context() as patch:
-        patch.setattr(pgshards.ShardSetWriter, "_write", disk_full_after(5))
+        patch.setattr(shard_writer.ShardSetWriter, "_write", disk_full_after(5))
         with pytest.raises(PgdataError) as error:
             build(tmp_path, ArraySource(images, chunk=4), overwrite=True)
     message = str(error.value)
@@ -198,7 +199,7 @@ def test_disk_full_during_overwrite_keeps_the_old_dataset_and_the_partial_build(
 def test_disk_full_is_one_line_from_the_command(tmp_path, monkeypatch, capsys):
     images = tmp_path / "images"
     write_pngs(images, 3)
-    monkeypatch.setattr(pgshards.ShardSetWriter, "_write", disk_full_after(0))
+    monkeypatch.setattr(shard_writer.ShardSetWriter, "_write", disk_full_after(0))
     code, lines = run_main(monkeypatch, capsys, *from_images(tmp_path / "out", images))
     assert_one_error_line(code, lines, "No space left on device", "out.partial")
     assert not (tmp_path / "out").exists()
@@ -262,7 +263,7 @@ def interrupt_image_folder_after(monkeypatch, records: int, starts: list[int]) -
 
 
 def test_resume_refuses_inputs_that_changed_since_the_interruption(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(pgshards, "MAX_SAMPLES_PER_SHARD", 2)
+    monkeypatch.setattr(layout, "MAX_SAMPLES_PER_SHARD", 2)
     images = tmp_path / "images"
     files = write_pngs(images, 8)
     out = tmp_path / "out"
@@ -290,7 +291,7 @@ def test_resume_refuses_an_added_input_file(tmp_path, monkeypatch, capsys):
 
 
 def test_resume_of_unchanged_inputs_gives_the_uninterrupted_bytes(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(pgshards, "MAX_SAMPLES_PER_SHARD", 2)
+    monkeypatch.setattr(layout, "MAX_SAMPLES_PER_SHARD", 2)
     images = tmp_path / "images"
     write_pngs(images, 8)
     assert run_main(monkeypatch, capsys, *from_images(tmp_path / "reference", images))[0] == 0
@@ -314,7 +315,7 @@ class StartRecorder(ArraySource):
 
 def test_resume_rewrites_a_kept_shard_whose_bytes_changed(tmp_path, monkeypatch):
     """A flipped byte inside an image leaves the tar valid and full: only the recorded sha256 shows it."""
-    monkeypatch.setattr(pgshards, "MAX_SAMPLES_PER_SHARD", 4)
+    monkeypatch.setattr(layout, "MAX_SAMPLES_PER_SHARD", 4)
     images = random_images(20, resolution=8)
     reference = tree_bytes(build(tmp_path, ArraySource(images), "reference"))
     with pytest.raises(KeyboardInterrupt):

@@ -165,7 +165,7 @@ def test_first_failure_stops_without_keep_going(tmp_path):
 
 def test_two_image_build_and_resume_order(tmp_path):
     """A real build of two records (fixture md5s checked inside), and iter_chunks(start) skipping work."""
-    from pgdata.celebahq.source import CelebAHQSource
+    from pgdata.sources.celebahq import CelebAHQSource
 
     celeba, delta, md5_option = _mini(tmp_path, [5, 4])
     out = tmp_path / "out"

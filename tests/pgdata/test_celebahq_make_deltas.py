@@ -12,10 +12,10 @@ from typer.testing import CliRunner
 from pgdata.celebahq import deltas
 from pgdata.celebahq.inputs import read_image_list, read_landmarks
 from pgdata.celebahq.pipeline import process_image
-from pgdata.celebahq.source import shuffled_order
 from pgdata.cli.app import app
 from pgdata.formats import open_dataset
 from pgdata.jpeg import decode_jpeg_libjpeg8d
+from pgdata.sources.common import shuffled_order
 from tests.conftest import REPO_ROOT, load_module, require_fixture
 
 ROWS = [5, 4]  # fixture idx of cheap source photos

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from pgdata.celebahq.source import CelebAHQSource
-from pgdata.formats import open_dataset, pgshards
+from pgdata.formats import open_dataset
+from pgdata.formats.pgshards import layout as pgshards
+from pgdata.sources.celebahq import CelebAHQSource
 from tests.pgdata.test_celebahq_cli import _fixture, _invoke, _mini
 
 # Fixture rows without padding (under a second each), and every row for the slow variant.

@@ -111,15 +111,34 @@ def test_count_check_refuses_without_subset(tmp_path: Path) -> None:
     assert not out.exists() and not any(tmp_path.iterdir())
 
 
+def dataset_files(root: Path) -> dict[str, bytes]:
+    """Every file of a dataset by relative name: manifest, shards, labels."""
+    return {str(path.relative_to(root)): path.read_bytes() for path in sorted(root.rglob("*")) if path.is_file()}
+
+
 def test_refuses_existing_output_unless_overwrite(tmp_path: Path) -> None:
     hdf5 = require_fixture("dataset_tool", "hdf5", "legacy-gray.h5")
     out = tmp_path / "out"
     run_cli(["create_from_hdf5", str(out), str(hdf5), "--quiet"])
+    old = dataset_files(out)
     result = runner.invoke(app, ["create_from_hdf5", str(out), str(hdf5), "--quiet"])
     assert result.exception is not None and "--overwrite" in str(result.exception)
+    assert dataset_files(out) == old  # refused: untouched
     run_cli(["create_from_hdf5", str(out), str(hdf5), "--quiet", "--overwrite", "--shuffle", "0"])
     with open_dataset(out) as reader:
         assert reader.num_images > 0
+    fresh = tmp_path / "fresh"
+    run_cli(["create_from_hdf5", str(fresh), str(hdf5), "--quiet", "--shuffle", "0"])
+    replaced = dataset_files(out)
+    assert replaced == dataset_files(fresh)  # the new dataset, byte for byte, and nothing of the old one
+    manifest, old_manifest = (json.loads(files["manifest.json"]) for files in (replaced, old))
+    assert manifest["producer"]["arguments"] == {"shuffle": 0} != old_manifest["producer"]["arguments"]
+    shard_hashes = [[shard["sha256"] for shard in manifest["resolutions"][level]["shards"]]
+                    for level in sorted(manifest["resolutions"])]
+    old_shard_hashes = [[shard["sha256"] for shard in old_manifest["resolutions"][level]["shards"]]
+                        for level in sorted(old_manifest["resolutions"])]
+    assert all(new != previous for new, previous in zip(shard_hashes, old_shard_hashes, strict=True))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fresh", "out"]  # no old copy or partial build left
 
 
 @pytest.mark.parametrize("name", ["create_mnist", "create_mnistrgb", "create_cifar10", "create_cifar100",

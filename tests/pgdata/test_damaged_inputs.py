@@ -355,11 +355,12 @@ def test_tfrecords_record_longer_than_its_image_can_be(tmp_path):
 
 def test_tfrecords_length_beyond_the_file_size(tmp_path):
     from pgdata.formats import tfrecords
+    from pgdata.formats.crc32c import crc32c
 
     file = tmp_path / "set" / "set-r02.tfrecords"
     file.parent.mkdir()
     length = (1 << 62).to_bytes(8, "little")
-    file.write_bytes(length + struct.pack("<I", tfrecords.masked_crc(tfrecords.crc32c(length))) + bytes(64))
+    file.write_bytes(length + struct.pack("<I", tfrecords.masked_crc(crc32c(length))) + bytes(64))
     with pytest.raises(PgdataError) as error:
         tfrecords.TfrecordsReader(file.parent)
     assert_one_line_error(error, file, "record 0")

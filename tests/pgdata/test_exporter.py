@@ -12,7 +12,8 @@ import pytest
 from pgdata.errors import PgdataError
 from pgdata.exporter import export_dataset, partial_path
 from pgdata.formats import open_dataset
-from pgdata.formats.pgshards import PgshardsReader, verify_pgshards
+from pgdata.formats.pgshards.reader import PgshardsReader
+from pgdata.formats.pgshards.verify import verify_pgshards
 from pgdata.sources.base import Source, SourceInfo
 
 
@@ -138,7 +139,7 @@ def test_existing_output_is_refused_without_overwrite(tmp_path):
 
 
 def test_interrupted_build_leaves_nothing_complete_and_resume_gives_same_bytes(tmp_path, monkeypatch):
-    import pgdata.formats.pgshards as pgshards_module
+    import pgdata.formats.pgshards.layout as pgshards_module
 
     monkeypatch.setattr(pgshards_module, "MAX_SAMPLES_PER_SHARD", 4)  # many shards, so some complete early
     images, labels = random_images(30, resolution=8), one_hot(30, 3)
@@ -211,7 +212,7 @@ def test_pgdata_error_keeps_its_path_across_processes():
 
 
 def test_large_image_read_path_gives_the_same_images(tmp_path, monkeypatch):
-    import pgdata.formats.pgshards as pgshards_module
+    import pgdata.formats.pgshards.reader as pgshards_module
 
     images = random_images(9, resolution=16)
     out = build(tmp_path, ArraySource(images))
@@ -223,7 +224,7 @@ def test_large_image_read_path_gives_the_same_images(tmp_path, monkeypatch):
 
 def test_resume_rewrites_a_short_shard(tmp_path, monkeypatch):
     """A shard cut short (say by a power failure) is not trusted on resume: the same bytes come out."""
-    import pgdata.formats.pgshards as pgshards_module
+    import pgdata.formats.pgshards.layout as pgshards_module
 
     monkeypatch.setattr(pgshards_module, "MAX_SAMPLES_PER_SHARD", 4)
     images = random_images(20, resolution=8)

@@ -139,6 +139,20 @@ def test_missing_levels_and_extension_less_labels(tmp_path):
         np.testing.assert_array_equal(reader.labels(), labels)
 
 
+def test_reader_finds_the_labels_create_from_hdf5_reads(tmp_path):
+    """One labels_path for the reader and create_from_hdf5 (os.path.splitext, as the official code): for a
+    name ending in a dot, Path.stem kept the dot and the reader looked for another file than the source."""
+    from pgdata.sources.hdf5 import Hdf5Source
+
+    path = tmp_path / "legacy."
+    _write(path, {4: 3, 8: 3})
+    labels = np.eye(3, dtype=np.float32)
+    np.save(tmp_path / "legacy-labels.npy", labels)
+    with Hdf5Reader(path) as reader:
+        np.testing.assert_array_equal(reader.labels(), labels)
+    assert Hdf5Source(path, shuffle=False).labels is not None
+
+
 def test_label_count_mismatch(tmp_path):
     path = tmp_path / "x.h5"
     _write(path, {4: 4, 8: 4})

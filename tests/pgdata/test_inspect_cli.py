@@ -14,7 +14,8 @@ import pytest
 from PIL import Image
 
 from pgdata.cli import main
-from pgdata.contact_sheet import contact_sheet, grid_size
+from pgdata.common.images import grid_size
+from pgdata.common.images import tile_grid as contact_sheet
 from pgdata.exporter import export_dataset
 from pgdata.pyramid import pyramid_levels
 from pgdata.sources.base import Source, SourceInfo
@@ -228,12 +229,31 @@ def test_compare_different_counts_and_resolutions(monkeypatch, capsys, tmp_path,
 
 # --- info ----------------------------------------------------------------------------------------------
 
+INFO_FIELDS = ("Path", "Format", "Total size", "Total images", "Resolutions", "Resolution", "Color channels",
+               "Bytes per image", "Size per image", "Labels", "Encoding", "Shard bytes", "Made by", "Label file",
+               "Ignored levels")
+
+
+def info_fields(out: str) -> dict[str, str]:
+    """`pgdata info`'s fields by name, whatever the spacing between name and value; every line that is not a
+    warning must be a known field ("Shards rNN" per level)."""
+    fields = {}
+    for line in out.splitlines():
+        if line.startswith("Warning: "):
+            continue
+        name = next((n for n in INFO_FIELDS if line.startswith(n) and line[len(n):len(n) + 1].isspace()), None)
+        if name is None and line.startswith("Shards r"):
+            name = line.split()[0] + " " + line.split()[1]
+        assert name is not None, f"not a field of pgdata info: {line!r}"
+        fields[name] = line[len(name):].strip()
+    return fields
+
 
 def test_info_every_format(monkeypatch, capsys, datasets):
     for kind in ("tfrecords", "hdf5", "pgshards"):
         code, out, err = run(monkeypatch, capsys, "info", datasets[kind])
         assert code == 0, err
-        fields = dict((line[:20].strip(), line[20:]) for line in out.splitlines() if not line.startswith("Warn"))
+        fields = info_fields(out)
         assert fields["Format"] == kind
         assert fields["Total images"] == str(COUNT)
         assert fields["Resolution"] == "16x16"
@@ -243,10 +263,10 @@ def test_info_every_format(monkeypatch, capsys, datasets):
         assert fields["Labels"] == "4 per image, one-hot; images per class: 0: 3, 1: 3, 2: 2, 3: 2"
         assert "Warning" not in out
     code, out, _ = run(monkeypatch, capsys, "info", datasets["pgshards"])
-    assert "Shards r02" in out and "Shard bytes" in out
+    fields = info_fields(out)
+    assert "Shards r02" in fields and "Shard bytes" in fields
     shard_bytes = sum(p.stat().st_size for p in datasets["pgshards"].rglob("*.tar"))
-    assert any(line.startswith("Shard bytes") and line[20:].startswith(str(shard_bytes))
-               for line in out.splitlines())
+    assert fields["Shard bytes"].split()[0] == str(shard_bytes)
 
 
 def test_info_warns_about_inconsistent_legacy_files(monkeypatch, capsys, tmp_path):
@@ -257,7 +277,7 @@ def test_info_warns_about_inconsistent_legacy_files(monkeypatch, capsys, tmp_pat
         file.create_dataset("data16x16", data=levels[16][:4])
     code, out, _ = run(monkeypatch, capsys, "info", tmp_path / "broken.h5")
     assert code == 0
-    assert "Total images        4" in out
+    assert info_fields(out)["Total images"] == "4"
     assert "Warning: missing resolutions: 8x8" in out
     assert "Warning: inconsistent number of images per resolution (4x4: 6, 16x16: 4)" in out
 
@@ -266,7 +286,7 @@ def test_info_reports_unreadable_labels(monkeypatch, capsys, datasets):
     save_npy(datasets["tfrecords"] / "tf-rxx.labels", make_labels(count=3))
     code, out, _ = run(monkeypatch, capsys, "info", datasets["tfrecords"])
     assert code == 0
-    assert "Labels              unreadable" in out and "3 label rows for 10 images" in out
+    assert info_fields(out)["Labels"] == "unreadable" and "3 label rows for 10 images" in out
 
 
 # --- verify --------------------------------------------------------------------------------------------

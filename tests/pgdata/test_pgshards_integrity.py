@@ -23,7 +23,8 @@ from pgdata.errors import PgdataError
 from pgdata.exporter import export_dataset
 from pgdata.formats import open_dataset
 from pgdata.formats.base import load_labels_file
-from pgdata.formats.pgshards import ShardSetWriter, verify_pgshards
+from pgdata.formats.pgshards.verify import verify_pgshards
+from pgdata.shard_writer import ShardSetWriter
 from tests.pgdata.test_inspect_cli import ArraySource, make_images, make_labels, run
 
 COUNT = 10  # images; 16x16 RGB, so levels r02, r03, r04 with one shard each
@@ -374,7 +375,7 @@ def test_pgshards_labels_header_is_checked_before_reading(dataset):
 
 
 def test_shard_writer_reports_each_completed_shard(tmp_path, monkeypatch):
-    import pgdata.formats.pgshards as pgshards_module
+    import pgdata.formats.pgshards.layout as pgshards_module
     from pgdata.formats import tarblocks
 
     monkeypatch.setattr(pgshards_module, "MAX_SAMPLES_PER_SHARD", 4)

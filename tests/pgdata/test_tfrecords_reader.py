@@ -13,8 +13,10 @@ import numpy as np
 import pytest
 
 from pgdata.errors import PgdataError
-from pgdata.formats import detect_format, open_dataset, tfrecords
-from pgdata.formats.tfrecords import TfrecordsReader, crc32c, crc32c_rows
+from pgdata.formats import crc32c as crc32c_module
+from pgdata.formats import detect_format, open_dataset
+from pgdata.formats.crc32c import crc32c, crc32c_rows
+from pgdata.formats.tfrecords import TfrecordsReader
 
 # --- an independent writer -------------------------------------------------------------------------------
 
@@ -132,8 +134,8 @@ def test_crc32c_known_vector():
 def crc_implementation(request, monkeypatch):
     """Both CRC32C paths: the hardware library for long rows, and the numpy tables that replace it."""
     if request.param == "numpy":
-        monkeypatch.setattr(tfrecords, "_HARDWARE_CRC32C", None)
-    elif tfrecords._HARDWARE_CRC32C is None:
+        monkeypatch.setattr(crc32c_module, "_HARDWARE_CRC32C", None)
+    elif crc32c_module._HARDWARE_CRC32C is None:
         pytest.skip("google-crc32c's compiled implementation is not installed")
     return request.param
 

@@ -22,8 +22,9 @@ from typer.testing import CliRunner
 from pgdata.exporter import export_dataset
 from pgdata.hashing import file_sha256
 from pgdata.sources.base import Source, SourceInfo
-from pgmetrics import cli, inception
-from pgmetrics.evaluate import header_lines
+from pgmetrics import cli, inception, inception_score
+from pgmetrics.evaluate import RealStream, header_lines
+from pgmetrics.sources import SnapshotSource, open_source
 from pgtrain.cli import app as pgtrain_app
 from tests.conftest import load_module, require_fixture
 from tests.pgtrain.test_loop import TINY
@@ -178,11 +179,24 @@ def evaluate_inception(run_dir, weights, metrics, monkeypatch, capsys):
     return check_outputs(run_dir, {m: tables[m] for m in metrics.split(",")}, real_passes=1, num=NUM_INCEPTION)
 
 
+def table_images(run: Path, snapshots: list[str]) -> dict[str, np.ndarray]:
+    """The images behind each row of a NUM_INCEPTION table, made apart from evaluate: the run's reals as the
+    official evaluation reads them (mirrored at random, seed 0), and each snapshot's images for latent seed 0."""
+    reals = RealStream(open_source(run.parent.parent / "blobs"), mirror=True, seed=0)
+    found = {"Reals": np.concatenate(list(reals.iter_batches(NUM_INCEPTION, 0, NUM_INCEPTION)))}
+    for kimg in snapshots:
+        source = SnapshotSource(run / f"network-snapshot-{int(kimg):06d}.pt", seed=0)
+        found[kimg] = np.concatenate(list(source.iter_batches(NUM_INCEPTION, 0, NUM_INCEPTION)))
+    return found
+
+
 def test_evaluate_is_and_kid_with_standin_weights(run_dir, standin_weights, env, monkeypatch, capsys):
     tables = evaluate_inception(run_dir, standin_weights, "is,kid", monkeypatch, capsys)
     scores, kids = tables["is"], tables["kid"]
     snapshots = [str(k) for k in snapshot_kimgs(run_dir)]
-    assert all(values[0] >= 1.0 and values[1] >= 0.0 for values in scores.values())  # IS of every row, reals too
+    for title, images in table_images(run_dir, snapshots).items():  # every row, the reals too, scored apart
+        _, logits = inception.extract_features(inception.load_inception(standin_weights, verify=False)[0], images)
+        assert scores[title] == pytest.approx(inception_score.inception_score(logits, 4), abs=1e-4), title
     assert scores["Reals"] != scores[snapshots[0]]
     assert abs(kids["Reals"][0]) < min(kids[s][0] for s in snapshots)  # reals against themselves: about 0
 

@@ -33,24 +33,10 @@ def one_line_error(code: int, err: str, *fragments: str) -> bool:
             and all(fragment in err for fragment in fragments))
 
 
-@pytest.fixture()
-def env(tmp_path, monkeypatch):
-    monkeypatch.setenv("PGMETRICS_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("PGMETRICS_INCEPTION_WEIGHTS", raising=False)
-    return tmp_path
-
-
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
     return export_dataset(BlobSource(n=32), tmp_path_factory.mktemp("data") / "blobs", command="test",
                           arguments={}, quiet=True)
-
-
-@pytest.fixture()
-def fakes(env) -> Path:
-    path = env / "fakes.npy"
-    np.save(path, BlobSource(n=32).images[::-1].copy())
-    return path
 
 
 def flatten_pixels(shard: Path) -> None:

@@ -15,9 +15,10 @@ from pgtrain.checkpoint import load_snapshot, save_snapshot
 from pgtrain.cli import app
 from pgtrain.errors import PgtrainError
 from pgtrain.importers.tf_pickle import import_tf_pickle
-from pgtrain.loop import Trainer, resume_config
+from pgtrain.loop import Trainer
 from pgtrain.presets import resolve_config
 from pgtrain.run_dir import locate_resume
+from pgtrain.training_state import resume_config
 from tests.conftest import require_fixture
 from tests.pgtrain.test_loop import tiny_reader, tiny_trainer
 

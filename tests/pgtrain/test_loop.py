@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from pgtrain import loop as loop_module
-from pgtrain import training_step
+from pgtrain import training_step, updates
 from pgtrain.checkpoint import build_networks, load_snapshot
 from pgtrain.data import ArrayReader, order_indices
 from pgtrain.loop import Trainer
@@ -69,7 +69,7 @@ def test_tiny_run_across_two_resolution_transitions_writes_every_output(tmp_path
 def test_snapshots_load_with_weights_only_and_rebuild_the_networks(tmp_path):
     trainer = tiny_trainer(tmp_path)
     trainer.run()
-    raw = torch.load(tmp_path / "network-final.pt", weights_only=True)
+    raw = torch.load(tmp_path / "training-state-000000.pt", weights_only=True)
     assert raw["training_state"]["state"]["cur_nimg"] == 112
     G, D, Gs = build_networks(load_snapshot(tmp_path / "network-final.pt"))
     for name, tensor in trainer.Gs.state_dict().items():
@@ -177,7 +177,7 @@ def test_adam_update_equals_tensorflow_adam_also_after_a_reset():
     parameter = torch.nn.Parameter(torch.zeros(3, dtype=torch.float64))
     optimizer = torch.optim.Adam([parameter], lr=lr, betas=(beta1, beta2), eps=eps)
     for _ in range(2):  # the second run starts after a reset: t counts from 1 again
-        loop_module.reset_optimizer(optimizer)
+        updates.reset_optimizer(optimizer)
         expected = parameter.detach().clone()
         m = torch.zeros(3, dtype=torch.float64)
         v = torch.zeros(3, dtype=torch.float64)
@@ -186,7 +186,7 @@ def test_adam_update_equals_tensorflow_adam_also_after_a_reset():
             v = beta2 * v + (1 - beta2) * g * g
             expected -= lr * math.sqrt(1 - beta2**t) / (1 - beta1**t) * m / (v.sqrt() + eps)
             parameter.grad = g.clone()
-            loop_module.match_tf_adam_epsilon(optimizer, eps, t)
+            updates.match_tf_adam_epsilon(optimizer, eps, t)
             optimizer.step()
         torch.testing.assert_close(parameter.detach(), expected, rtol=1e-12, atol=0)
 
@@ -218,6 +218,6 @@ def test_sigterm_saves_a_snapshot_and_stops_cleanly(tmp_path):
         signal.signal(signal.SIGINT, previous[0])
         signal.signal(signal.SIGTERM, previous[1])
     assert trainer.state.cur_nimg == 16  # the minibatch group was finished, no more
-    saved = torch.load(tmp_path / "network-snapshot-000000.pt", weights_only=True)
+    saved = torch.load(tmp_path / "training-state-000000.pt", weights_only=True)
     assert saved["training_state"]["state"]["cur_nimg"] == 16
     assert not (tmp_path / "_training-done.txt").exists()

@@ -7,8 +7,9 @@ import torch
 
 from pgtrain.checkpoint import save_snapshot
 from pgtrain.errors import PgtrainError
-from pgtrain.loop import Trainer, resume_config
+from pgtrain.loop import Trainer
 from pgtrain.run_dir import locate_resume
+from pgtrain.training_state import resume_config
 from tests.pgtrain.test_loop import tiny_reader, tiny_trainer
 
 

@@ -1,10 +1,13 @@
-"""The official TrainingSchedule, checked against values worked out by hand from its formulas.
+"""The official TrainingSchedule, checked against values worked out by hand from its formulas, and the optimizer
+resets against the official instants (step 0, each fade-in start, each stabilisation start).
 
 lod = R − log2(initial) − phase − max(t − training, 0)/transition (clamped at 0), resolution = 2^(R − floor(lod)),
 minibatch = dict.get(res, base) rounded down to a GPU multiple and capped at max_per_gpu·GPUs.
 """
 
 from __future__ import annotations
+
+import itertools
 
 import pytest
 
@@ -97,18 +100,42 @@ def test_lod_level_changed(previous, lod, changed):
     assert lod_level_changed(previous, lod) is changed
 
 
-def test_optimizer_resets_twice_per_resolution():
-    """Walking the schedule in 4-minibatch groups, resets happen at step 0 and twice per new resolution."""
-    config = resolve_config(["v2-1gpu"], ["sched.lod_training_kimg=2", "sched.lod_transition_kimg=2"])
-    nimg, previous, resets = 0, None, []
-    while nimg < 20_000:
-        point = schedule_at(nimg, 5, config.sched)
-        if lod_level_changed(previous, point.lod):
-            resets.append(nimg)
-        previous = point.lod
-        nimg += 4 * point.minibatch
-    # 8, 16, 32 are new: fade-in starts at 2, 6, 10 kimg, stabilisation at 4, 8, 12 kimg
-    starts = [2000, 4000, 6000, 8000, 10000, 12000]
-    assert resets[0] == 0 and len(resets) == 1 + len(starts)
-    for got, expected in zip(resets[1:], starts, strict=True):
-        assert expected <= got < expected + 4 * 128
+# The official reset_opt_for_new_lod instants at 1024x1024 (peers-and-official-facts.md §2.8, §2.9): at step 0,
+# then twice per new resolution 8 ... 1024: when its fade-in starts and when its stabilisation starts.
+# v2 (600/600 kimg): fade to 8x8 600-1200, ..., fade to 1024x1024 9000-9600; v1 (800/800): 1024 fades 12000-12800.
+OFFICIAL_RESETS = {
+    "v2-1gpu": {"fade_ins": [600 + 1200 * k for k in range(8)], "stabilisations": [1200 * (k + 1) for k in range(8)]},
+    "v1-1gpu": {"fade_ins": [800 + 1600 * k for k in range(8)], "stabilisations": [1600 * (k + 1) for k in range(8)]},
+}
+STEP_NIMG = 4  # one schedule evaluation to the next, as close as a minibatch group can be
+
+
+def _changed(config, before_kimg: float, kimg: float) -> bool:
+    """Whether the reset rule fires between two schedule evaluations of the official 1024x1024 schedule."""
+    def lod(at):
+        return schedule_at(int(round(at * 1000)), 10, config.sched, config.num_gpus).lod
+    return lod_level_changed(lod(before_kimg), lod(kimg))
+
+
+@pytest.mark.parametrize("preset", sorted(OFFICIAL_RESETS))
+def test_optimizer_resets_when_each_fade_in_and_each_stabilisation_starts(preset):
+    config = resolve_config([preset])
+    step = STEP_NIMG / 1000
+    assert lod_level_changed(None, schedule_at(0, 10, config.sched).lod)  # step 0
+    for start in OFFICIAL_RESETS[preset]["fade_ins"]:
+        assert not _changed(config, start - step, start)  # lod is still the integer at the fade's first instant
+        assert _changed(config, start, start + step), f"{preset}: no reset when the fade-in at {start} kimg starts"
+    for start in OFFICIAL_RESETS[preset]["stabilisations"]:
+        assert _changed(config, start - step, start), f"{preset}: no reset when stabilisation starts at {start} kimg"
+        assert not _changed(config, start, start + step)
+
+
+@pytest.mark.parametrize("preset", sorted(OFFICIAL_RESETS))
+def test_no_optimizer_reset_inside_a_stable_or_fading_stretch(preset):
+    config = resolve_config([preset])
+    instants = [0, *OFFICIAL_RESETS[preset]["fade_ins"], *OFFICIAL_RESETS[preset]["stabilisations"]]
+    edges = sorted(instants) + [config.train.total_kimg]
+    step = STEP_NIMG / 1000
+    for first, last in itertools.pairwise(edges):
+        for kimg in (first + 2 * step, (first + last) / 2, last - step):  # inside the stretch
+            assert not _changed(config, kimg - step, kimg), f"{preset}: a reset at {kimg} kimg"

@@ -110,7 +110,7 @@ def test_run_then_resume_through_the_cli(dataset, tmp_path):
     assert "Resuming from" in (resumed / "log.txt").read_text()
     ticks = [json.loads(line) for line in (resumed / "stats.jsonl").read_text().splitlines()]
     assert ticks[0]["Progress/kimg"] == 0.048 and ticks[0]["Progress/tick"] == 3  # continues, not from 0
-    final = torch.load(resumed / "network-final.pt", weights_only=True)
+    final = torch.load(resumed / "training-state-000000.pt", weights_only=True)
     assert final["training_state"]["state"]["cur_nimg"] == 64
 
 

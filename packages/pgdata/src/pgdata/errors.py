@@ -1,18 +1,10 @@
-"""The one exception type for user errors; the CLI turns it into one line and a non-zero exit."""
+"""The one exception type for pgdata's user errors; the CLI (pgdata.common.cli.run_cli) turns it into one line
+and a non-zero exit. Its message, `.path` and pickling are ToolkitError's, shared with pgtrain and pgmetrics."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from pgdata.common.errors import ToolkitError
 
 
-class PgdataError(Exception):
+class PgdataError(ToolkitError):
     """A problem the user can act on: bad input, a missing file, a refused overwrite."""
-
-    def __init__(self, message: str, path: str | Path | None = None):
-        self.path = None if path is None else str(path)
-        self.message = message
-        super().__init__(f"{self.path}: {message}" if self.path else message)
-
-    def __reduce__(self):
-        # Keep `.path` when the error crosses a worker process (pickling would rebuild it from the text).
-        return (type(self), (self.message, self.path))

@@ -27,12 +27,18 @@ from pathlib import Path
 import numpy as np
 
 from pgdata import __version__
+from pgdata.common.atomic import os_error_reason, write_json
+from pgdata.common.resolution import resolution_log2
 from pgdata.errors import PgdataError
-from pgdata.formats import pgshards, tarblocks
+from pgdata.formats import tarblocks
+from pgdata.formats.pgshards import layout
+from pgdata.formats.pgshards.layout import class_indices
+from pgdata.formats.pgshards.manifest import build_manifest
 from pgdata.hashing import file_sha256
 from pgdata.parallel import available_cores
 from pgdata.progress import progress_bar
-from pgdata.pyramid import pyramid_levels_threaded, resolution_log2
+from pgdata.pyramid import pyramid_levels_threaded
+from pgdata.shard_writer import ShardSetWriter
 from pgdata.sources.base import Source
 
 BUILD_SPEC = "_build.json"
@@ -65,16 +71,6 @@ def output_path(out_dir: str | Path) -> Path:
     return out_dir.resolve() if out_dir.name in ("", "..") else out_dir
 
 
-def class_indices(labels: np.ndarray) -> np.ndarray | None:
-    """Class index per row when every row is one-hot (then shards carry .cls members), else None."""
-    if labels.ndim != 2 or labels.shape[0] == 0:
-        return None
-    ones = labels == 1
-    if np.all(ones.sum(axis=1) == 1) and np.all((labels == 0) | ones):
-        return labels.argmax(axis=1)
-    return None
-
-
 def labels_npy_bytes(labels: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     np.save(buffer, np.ascontiguousarray(labels, dtype=np.float32), allow_pickle=False)
@@ -94,8 +90,8 @@ def _is_real_folder(path: Path) -> bool:
 
 def is_pgdata_dataset(path: Path) -> bool:
     """A folder whose manifest says pgdata wrote it: the only kind of OUT that --overwrite replaces."""
-    manifest = _read_json(path / pgshards.MANIFEST)
-    return (_is_real_folder(path) and isinstance(manifest, dict) and manifest.get("format") == pgshards.FORMAT_NAME
+    manifest = _read_json(path / layout.MANIFEST)
+    return (_is_real_folder(path) and isinstance(manifest, dict) and manifest.get("format") == layout.FORMAT_NAME
             and isinstance(manifest.get("producer"), dict) and manifest["producer"].get("tool") == "pgdata")
 
 
@@ -296,8 +292,8 @@ def _prepare_partial(partial: Path, spec: dict, fingerprint: dict, resume: bool,
         if _exists(partial):
             _remove_folder(partial, is_partial_build)
         partial.mkdir(parents=True)
-        pgshards.write_json_atomically(partial / BUILD_SPEC, spec)  # the marker first: the folder is ours
-        pgshards.write_json_atomically(partial / INPUTS_FILE, {"inputs": fingerprint})
+        write_json(partial / BUILD_SPEC, spec)  # the marker first: the folder is ours
+        write_json(partial / INPUTS_FILE, {"inputs": fingerprint})
     except OSError as error:
         raise PgdataError(f"cannot create the build folder: {_os_error_text(error)}", partial) from error
     return False
@@ -319,34 +315,34 @@ def _check_resumable(partial: Path, spec: dict, fingerprint: dict) -> None:
 
 
 def _kept_shards(partial: Path, levels: list[int], channels: int, with_class: bool,
-                 quiet: bool) -> dict[int, list[pgshards.ShardRecord]]:
+                 quiet: bool) -> dict[int, list[layout.ShardRecord]]:
     """The shards of an interrupted build that still hold exactly what was written (SHARDS_FILE's sha256);
     every other file of those resolutions is removed, and written again by the resumed build."""
     recorded = _read_json(partial / SHARDS_FILE)
     recorded = recorded if isinstance(recorded, dict) else {}
     kept = {}
     for resolution in levels:
-        entries = recorded.get(pgshards.level_dir(resolution), [])
-        per_shard = pgshards.samples_per_shard(channels, resolution, with_class)
+        entries = recorded.get(layout.level_dir(resolution), [])
+        per_shard = layout.samples_per_shard(channels, resolution, with_class)
         kept[resolution] = _verified_prefix(partial, resolution, entries if isinstance(entries, list) else [],
                                             per_shard, quiet)
         names = {record.name for record in kept[resolution]}
-        for file in sorted((partial / pgshards.level_dir(resolution)).glob("*")):
-            if file.is_file() and f"{pgshards.level_dir(resolution)}/{file.name}" not in names:
+        for file in sorted((partial / layout.level_dir(resolution)).glob("*")):
+            if file.is_file() and f"{layout.level_dir(resolution)}/{file.name}" not in names:
                 file.unlink()
     return kept
 
 
 def _verified_prefix(partial: Path, resolution: int, entries: list, per_shard: int,
-                     quiet: bool) -> list[pgshards.ShardRecord]:
+                     quiet: bool) -> list[layout.ShardRecord]:
     """Recorded shards 0, 1, ... while each file has its recorded size and sha256 (a short shard ends a level)."""
-    kept: list[pgshards.ShardRecord] = []
+    kept: list[layout.ShardRecord] = []
     for number, entry in enumerate(entries):
         try:
-            record = pgshards.ShardRecord(**entry)
+            record = layout.ShardRecord(**entry)
         except TypeError:
             break
-        expected_name = f"{pgshards.level_dir(resolution)}/{number:06d}.tar"
+        expected_name = layout.shard_name(resolution, number)
         if record.name != expected_name or (kept and kept[-1].samples != per_shard) or record.samples > per_shard:
             break
         path = partial / record.name
@@ -368,8 +364,8 @@ def _shard_recorder(partial: Path, done: dict, writers: dict) -> Callable[[], No
         completed = sum(len(writer.shards) for writer in writers.values())
         if completed == stored[0]:
             return
-        pgshards.write_json_atomically(partial / SHARDS_FILE, {
-            pgshards.level_dir(r): [shard.as_json() for shard in done[r] + list(writers[r].shards)]
+        write_json(partial / SHARDS_FILE, {
+            layout.level_dir(r): [shard.as_json() for shard in done[r] + list(writers[r].shards)]
             for r in writers})
         stored[0] = completed
 
@@ -377,7 +373,7 @@ def _shard_recorder(partial: Path, done: dict, writers: dict) -> Callable[[], No
 
 
 def _os_error_text(error: OSError) -> str:
-    text = error.strerror or str(error)
+    text = os_error_reason(error)
     return f"{error.filename}: {text}" if error.filename else text
 
 
@@ -402,12 +398,12 @@ def export_dataset(source: Source, out_dir: str | Path, *, command: str, argumen
     out_dir = output_path(out_dir)
     inputs = {name: Path(path) for name, path in (inputs or {}).items()}
     info = source.info
-    if encoding not in pgshards.ENCODINGS:
-        raise PgdataError(f"unknown encoding {encoding!r} (choose from {', '.join(pgshards.ENCODINGS)})")
+    if encoding not in layout.ENCODINGS:
+        raise PgdataError(f"unknown encoding {encoding!r} (choose from {', '.join(layout.ENCODINGS)})")
     try:
         resolution_log2(info.resolution)
     except ValueError as error:
-        raise PgdataError(str(error), out_dir) from None
+        raise PgdataError(str(error), out_dir) from error
     if info.channels not in (1, 3):
         raise PgdataError(f"images must have 1 or 3 channels, not {info.channels}")
     check_output(out_dir, overwrite, inputs)
@@ -415,7 +411,7 @@ def export_dataset(source: Source, out_dir: str | Path, *, command: str, argumen
     labels = source.labels
     classes = None if labels is None else class_indices(labels)
     record_order = getattr(source, "record_order", "source order")
-    spec = {"format": pgshards.FORMAT_NAME, "version": pgshards.FORMAT_VERSION, "pgdata": __version__,
+    spec = {"format": layout.FORMAT_NAME, "version": layout.FORMAT_VERSION, "pgdata": __version__,
             "command": command, "arguments": arguments, "encoding": encoding, "name": info.name,
             "channels": info.channels, "resolution": info.resolution, "num_images": info.num_images,
             "labels_shape": None if labels is None else list(labels.shape), BUILD_MARKER[0]: BUILD_MARKER[1]}
@@ -433,11 +429,11 @@ def export_dataset(source: Source, out_dir: str | Path, *, command: str, argumen
     try:
         _check_counts(count, info, labels)
         label_entry = _write_labels(partial, labels, classes is not None)
-        manifest = pgshards.build_manifest(
+        manifest = build_manifest(
             name=info.name, num_images=count, channels=info.channels, resolution=info.resolution,
             encoding=encoding, labels=label_entry, levels=shards, command=command, arguments=arguments,
             record_order=record_order)
-        pgshards.write_json_atomically(partial / pgshards.MANIFEST, manifest)
+        write_json(partial / layout.MANIFEST, manifest)
     except (OSError, PgdataError) as error:
         raise _kept_for_resume(error, partial, out_dir) from error
     _move_into_place(partial, out_dir, overwrite)
@@ -448,7 +444,7 @@ def export_dataset(source: Source, out_dir: str | Path, *, command: str, argumen
 
 
 def _write_shards(source: Source, partial: Path, encoding: str, classes: np.ndarray | None, resuming: bool,
-                  quiet: bool) -> tuple[int, dict[int, list[pgshards.ShardRecord]]]:
+                  quiet: bool) -> tuple[int, dict[int, list[layout.ShardRecord]]]:
     """Every resolution's shards in `partial` (after the verified ones of an interrupted build); returns the
     number of records and each resolution's shards."""
     info = source.info
@@ -456,7 +452,7 @@ def _write_shards(source: Source, partial: Path, encoding: str, classes: np.ndar
     with_class = classes is not None
     done = (_kept_shards(partial, levels, info.channels, with_class, quiet) if resuming
             else {r: [] for r in levels})
-    writers = {r: pgshards.ShardSetWriter(partial, r, info.channels, encoding, with_class,
+    writers = {r: ShardSetWriter(partial, r, info.channels, encoding, with_class,
                                           skip_below=sum(s.samples for s in done[r])) for r in levels}
     record = _shard_recorder(partial, done, writers)
     record()
@@ -493,8 +489,8 @@ def _write_labels(partial: Path, labels: np.ndarray | None, with_class: bool) ->
     if labels is None:
         return None
     data = labels_npy_bytes(labels)
-    (partial / pgshards.LABELS).write_bytes(data)
-    return {"file": pgshards.LABELS, "shape": [int(d) for d in labels.shape],
+    (partial / layout.LABELS).write_bytes(data)
+    return {"file": layout.LABELS, "shape": [int(d) for d in labels.shape],
             "sha256": hashlib.sha256(data).hexdigest(), "classes": with_class}
 
 
@@ -603,7 +599,7 @@ def _set_aside(dataset: Path, old: Path) -> None:
     """Mark the dataset being replaced and move it to OUT.old (where a marked leftover may be removed)."""
     if _exists(old):
         _remove_folder(old, is_replaced_dataset)
-    pgshards.write_json_atomically(dataset / REPLACED_MARKER, {"replaced_by": "pgdata --overwrite"})
+    write_json(dataset / REPLACED_MARKER, {"replaced_by": "pgdata --overwrite"})
     dataset.rename(old)
 
 

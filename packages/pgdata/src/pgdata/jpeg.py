@@ -135,7 +135,7 @@ def decode_jpeg_libjpeg8d(path: str | Path, warnings: list[str] | None = None) -
     try:
         data = Path(path).read_bytes()
     except OSError as error:
-        raise PgdataError(f"cannot read JPEG: {error.strerror or error}", path) from None
+        raise PgdataError(f"cannot read JPEG: {error.strerror or error}", path) from error
     problem = truncation(data)
     if problem is not None:
         raise PgdataError(problem, path)

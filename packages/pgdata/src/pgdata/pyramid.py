@@ -10,12 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def resolution_log2(resolution: int) -> int:
-    log2 = int(np.log2(resolution))
-    if resolution < 4 or 2**log2 != resolution:
-        raise ValueError(f"resolution must be a power of two >= 4, got {resolution}")
-    return log2
+from pgdata.common.resolution import resolution_log2
 
 
 def pyramid_levels(batch: np.ndarray) -> list[np.ndarray]:

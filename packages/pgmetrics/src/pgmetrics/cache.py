@@ -1,5 +1,6 @@
 """Real-set statistics cache: arrays stored under a key derived from the sha256 fingerprint of the images read
-(see sources.py) and every setting that changes them, so a real set is processed once (FID/KID features, SWD
+(see sources.py) and every setting that changes them (for Inception features, the weights file's sha256: two
+weights files never share an entry), so a real set is processed once (FID/KID features, SWD
 descriptors). Non-finite arrays are never stored nor served: a NaN must not outlive the run that made it."""
 
 from __future__ import annotations

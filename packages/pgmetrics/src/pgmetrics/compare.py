@@ -2,97 +2,25 @@
 
 Mirrors the official evaluate_metrics: every metric sees the same uint8 RGB minibatches (grey is tiled to RGB),
 the reals are fed first, then each fake set; in SWD reference mode the numpy RandomState stream continues across
-passes exactly as the official global RNG did (without the warm-up).
+passes exactly as the official global RNG did (after the official noise warm-up's draws only with
+swd_official_warmup). What each metric computes from a pass is in the registry (pgmetrics.registry).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pgmetrics import cache, fid, inception, inception_score, kid, ms_ssim, swd
+from pgmetrics import cache, inception, ms_ssim, registry, swd
 from pgmetrics.device import select_device
 from pgmetrics.errors import PgmetricsError
+from pgmetrics.settings import Settings, check_count, check_settings
 from pgmetrics.sources import ImageSource, pixel_digest, update_pixels
 
-METRICS = ("swd", "msssim", "fid", "is", "kid")
-INCEPTION_METRICS = {"fid", "is", "kid"}
-REAL_METRICS = {"swd", "fid", "kid"}
 FORMATS = {"SWD": "%-13.4f", "MS-SSIM": "%-10.4f", "FID": "%-10.4f", "IS": "%-10.4f", "KID": "%-12.6f"}
-MAX_SEED = 2**32 - 1  # numpy's RandomState (SWD's reference draws, snapshot latents) takes 0 .. 2**32 - 1
-
-
-@dataclass
-class Settings:
-    metrics: list[str]
-    num: int | None = None
-    seed: int = 0
-    swd_reference_rng: bool = False
-    swd_official_warmup: bool = False  # reference mode: evaluate_metrics' noise warm-up draws come first
-    minibatch: int | None = None
-    resize: bool = False
-    device: str = "auto"
-    inception_weights: str | None = None
-    is_splits: int = inception_score.OFFICIAL_SPLITS
-    kid_subsets: int = kid.DEFAULT_SUBSETS
-    kid_subset_size: int = kid.DEFAULT_SUBSET_SIZE
-    msssim_reals: bool = False
-    score_reals: bool = False  # the real pass also yields every metric of the reals (evaluate's 'Reals' row)
-    use_cache: bool = True
-    quiet: bool = False
-    notes: list[str] = field(default_factory=list)
-
-
-def parse_metrics(text: str) -> list[str]:
-    names = [name.strip().lower().replace("-", "") for name in text.split(",") if name.strip()]
-    unknown = [name for name in names if name not in METRICS]
-    if unknown or not names:
-        raise PgmetricsError(f"unknown metric(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(METRICS)}")
-    return list(dict.fromkeys(names))
-
-
-def minimum_images(settings: Settings) -> dict[str, int]:
-    return {"swd": 1, "msssim": 2, "fid": fid.MIN_IMAGES, "is": settings.is_splits, "kid": settings.kid_subset_size}
-
-
-def check_settings(settings: Settings) -> Settings:
-    """Refuse, before any source is opened or any weight loaded, the settings that could only fail later: counts
-    below 1, a seed numpy cannot take, --num below a metric's minimum, an odd count or minibatch for MS-SSIM."""
-    for name, value, least in (("--num", settings.num, 1), ("--minibatch", settings.minibatch, 1),
-                               ("--is-splits", settings.is_splits, 1), ("--kid-subsets", settings.kid_subsets, 1),
-                               ("--kid-subset-size", settings.kid_subset_size, 2)):
-        check_at_least(name, value, least)
-    check_seed(settings.seed)
-    if settings.swd_official_warmup and "swd" in settings.metrics and not settings.swd_reference_rng:
-        raise PgmetricsError("--swd-official-warmup only applies with --swd-reference-rng")
-    if settings.swd_reference_rng and settings.minibatch and settings.minibatch % 2 and "msssim" in settings.metrics:
-        raise PgmetricsError("MS-SSIM needs an even --minibatch")
-    if settings.num is not None:
-        check_count(settings, settings.num)
-    return settings
-
-
-def check_at_least(option: str, value: int | None, least: int) -> None:
-    if value is not None and value < least:
-        raise PgmetricsError(f"{option} must be at least {least}, got {value}")
-
-
-def check_seed(seed: int) -> None:
-    if not 0 <= seed <= MAX_SEED:
-        raise PgmetricsError(f"--seed must be in 0 .. {MAX_SEED}, got {seed}")
-
-
-def check_count(settings: Settings, num: int) -> None:
-    """Each requested metric's minimum, and MS-SSIM's pairs."""
-    for metric, minimum in minimum_images(settings).items():
-        if metric in settings.metrics and num < minimum:
-            raise PgmetricsError(f"{metric} needs at least {minimum} images, got {num}")
-    if "msssim" in settings.metrics and num % 2:
-        raise PgmetricsError(f"MS-SSIM pairs images (0,1), (2,3), ...: --num must be even, got {num}")
 
 
 def to_rgb(batch: np.ndarray, resolution: int, resize: bool) -> np.ndarray:
@@ -174,9 +102,10 @@ class Evaluator:
         self.batch_size = settings.minibatch or (swd.official_minibatch(self.resolution)
                                                  if settings.swd_reference_rng else 64)
         self.network = None
-        self.weights_sha = None
-        if INCEPTION_METRICS & set(self.metrics):
-            self.network, self.weights_sha = inception.load_inception(settings.inception_weights, self.device)
+        self.weights_sha: str | None = None
+        if registry.needs_inception(self.metrics):
+            self.network, self.weights_sha = inception.load_inception(
+                settings.inception_weights, self.device, verify=not settings.allow_unverified_weights)
         self.rng = swd.make_rng(settings.seed, settings.swd_reference_rng)
         if settings.swd_official_warmup and "swd" in self.metrics:
             self.rng.official_warmup(self.batch_size, swd.swd_resolutions(self.resolution))
@@ -275,9 +204,12 @@ class Evaluator:
 
     # --- fakes ------------------------------------------------------------------------------------------------
 
-    def score(self, fake: ImageSource, start: int = 0, label: str = "fakes") -> dict[str, float]:
-        """Metrics of `num` images of `fake` (from index `start`) against the stored real statistics."""
+    def score(self, fake: ImageSource, start: int = 0, label: str = "fakes",
+              metrics: list[str] | None = None) -> dict[str, float]:
+        """Metrics of `num` images of `fake` (from index `start`) against the stored real statistics: every
+        metric of the settings, or only `metrics` (evaluate scores a snapshot only for the metrics that lack it)."""
         settings = self.settings
+        metrics = self.metrics if metrics is None else metrics
         rng = self.rng if settings.swd_reference_rng else swd.FastRng(settings.seed)
         if fake.channels not in (1, 3):
             raise PgmetricsError(f"expected RGB or grey images, got {fake.channels} channels", fake.name)
@@ -285,29 +217,14 @@ class Evaluator:
             raise PgmetricsError(f"images are {fake.resolution}x{fake.resolution}, the real set's are "
                                  f"{self.resolution}x{self.resolution} (pass --resize to resize them)", fake.name)
         started = time.time()
-        need_inception = bool(INCEPTION_METRICS & set(self.metrics))
         collected = SetPass(
-            swd.DescriptorSet(self.resolution, rng, "fakes", self.device) if "swd" in self.metrics else None,
-            self.network if need_inception else None, self.device if "msssim" in self.metrics else None,
+            swd.DescriptorSet(self.resolution, rng, "fakes", self.device) if "swd" in metrics else None,
+            self.network if registry.needs_inception(metrics) else None,
+            self.device if "msssim" in metrics else None,
         ).run(fake, self.batch_size, start, self.num, self.resolution, settings.resize, label, settings.quiet)
         out: dict[str, float] = {}
-        if collected.swd_set is not None:
-            distances = swd.swd_levels(self.real_descriptors, collected.swd_set.finish(), rng)
-            out.update(swd.swd_metrics(distances, self.resolution))
-        if "msssim" in self.metrics:
-            out["MS-SSIM"] = collected.msssim
-            if self.real_msssim is not None:
-                out["MS-SSIM_reals"] = self.real_msssim
-        if need_inception:
-            pool_all = np.concatenate(collected.pool)
-            if "fid" in self.metrics:
-                out["FID"] = fid.fid_from_features(self.real_features, pool_all)
-            if "is" in self.metrics:
-                out["IS_mean"], out["IS_std"] = inception_score.inception_score(np.concatenate(collected.logits),
-                                                                                settings.is_splits)
-            if "kid" in self.metrics:
-                out["KID_mean"], out["KID_std"] = kid.kid_from_features(
-                    self.real_features, pool_all, settings.kid_subsets, settings.kid_subset_size)
+        for metric in (name for name in registry.METRICS if name in metrics):  # the registry's order
+            out.update(registry.get(metric).score(self, collected, rng))
         self.timings[f"{label}_s"] = round(time.time() - started, 3)
         return out
 
@@ -345,11 +262,17 @@ def compare(real: ImageSource, fake: ImageSource, settings: Settings) -> dict:
         "settings": {"seed": settings.seed, "swd_reference_rng": settings.swd_reference_rng,
                      "swd_official_warmup": settings.swd_official_warmup,
                      "minibatch": evaluator.batch_size, "device": str(evaluator.device),
-                     "inception_weights_sha256": evaluator.weights_sha, "is_splits": settings.is_splits,
+                     "inception_weights_sha256": evaluator.weights_sha,
+                     "inception_weights_verified": weights_verified(evaluator.weights_sha), "is_splits": settings.is_splits,
                      "kid_subsets": settings.kid_subsets, "kid_subset_size": settings.kid_subset_size},
         "notes": settings.notes,
         "timings": evaluator.timings,
     }
+
+
+def weights_verified(sha: str | None) -> bool | None:
+    """Whether the Inception weights used were the TF-Inception ones (None: no Inception metric)."""
+    return None if sha is None else inception.is_verified(sha)
 
 
 def format_value(name: str, value: float) -> str:

@@ -1,8 +1,12 @@
-"""Score every snapshot of a training run, as the official util_scripts.evaluate_metrics did.
+"""Score every snapshot of a training run, as the official util_scripts.evaluate_metrics did, incrementally.
 
-One `metric-<name>-<num>.txt` per metric in the official table format (header, '---' line, a 'Reals' row, an
-optional 'Reals2' row, then one row per snapshot, newest first, labelled by kimg), and `metric-<name>-<num>.png`,
-the metric over kimg.
+Per metric: `metric-<name>-<num>.txt` in the official table format (header, '---' line, a 'Reals' row, an
+optional 'Reals2' row, then one row per snapshot, newest first, labelled by kimg), `metric-<name>-<num>.png`,
+the metric over kimg, and `metric-<name>-<num>.json`, the record (pgmetrics.record): the settings the values
+depend on (the Inception weights' sha256 among them) and the sha256 of each row's snapshot. A later run keeps
+the rows of the snapshots it finds unchanged under the same settings and scores only the others; when nothing is
+new it reads no image (nor the real set's statistics) and says so. With --swd-reference-rng, SWD's rows share
+one random stream, so any new row re-scores all of SWD.
 
 Matches the official code: the Reals row is each metric's `end('reals')`, i.e. the real set scored as if it were
 the generated one (SWD and FID of the reals against themselves, IS and MS-SSIM of the reals); Reals2 is the
@@ -17,17 +21,20 @@ from __future__ import annotations
 import json
 import re
 import time
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
+from pgdata.hashing import file_sha256
 from pgdata.progress import format_time
-from pgmetrics import fid, inception_score, kid, swd
+from pgmetrics import inception, registry
 from pgmetrics.compare import Evaluator, Settings, check_settings, choose_num, format_value
 from pgmetrics.errors import PgmetricsError
 from pgmetrics.output import check_folder_writable, check_writable, write_text
 from pgmetrics.plot import plot_series
+from pgmetrics.record import MetricRecord, Row, read_record, record_path, write_record
+from pgmetrics.settings import check_weights_available
 from pgmetrics.sources import ImageSource, SnapshotSource, open_source, read_run_config
 
 SNAPSHOT_PATTERN = re.compile(r"network-snapshot-(\d+)\.pt$")
@@ -50,9 +57,7 @@ def list_snapshots(run_dir: Path) -> list[tuple[int, Path]]:
 
 
 def metric_names(metric: str, resolution: int) -> list[str]:
-    return {"swd": [f"SWDx1e3_{r}" for r in swd.swd_resolutions(resolution)] + ["SWDx1e3_avg"],
-            "msssim": ["MS-SSIM"], "fid": ["FID"], "is": ["IS_mean", "IS_std"],
-            "kid": ["KID_mean", "KID_std"]}[metric]
+    return registry.get(metric).columns(resolution)
 
 
 def header_lines(names: list[str]) -> list[str]:
@@ -69,7 +74,7 @@ def row_line(title: str, seconds: float, names: list[str], values: dict[str, flo
     return text + "".join(format_value(name, values[name]) for name in names)
 
 
-def reals_row(evaluator: Evaluator) -> dict[str, float]:
+def reals_row(evaluator: Evaluator, metrics: list[str]) -> dict[str, float]:
     """The official 'Reals' row, each metric's end('reals'): the reals scored against their own statistics.
 
     SWD: the stored descriptors against themselves (exactly 0); FID: the real statistics against themselves
@@ -77,20 +82,8 @@ def reals_row(evaluator: Evaluator) -> dict[str, float]:
     official metric) follows the same rule: the real features against themselves (about 0).
     """
     out: dict[str, float] = {}
-    metrics = evaluator.metrics
-    if "swd" in metrics:
-        out.update(swd.swd_metrics([0.0] * len(swd.swd_resolutions(evaluator.resolution)), evaluator.resolution))
-    if "msssim" in metrics:
-        out["MS-SSIM"] = evaluator.real_msssim
-    features = evaluator.real_features
-    if "fid" in metrics:
-        out["FID"] = fid.fid_from_features(features, features)
-    if "kid" in metrics:
-        out["KID_mean"], out["KID_std"] = kid.kid_from_features(features, features, evaluator.settings.kid_subsets,
-                                                                evaluator.settings.kid_subset_size)
-    if "is" in metrics:
-        out["IS_mean"], out["IS_std"] = inception_score.inception_score(evaluator.real_logits,
-                                                                        evaluator.settings.is_splits)
+    for metric in metrics:
+        out.update(registry.get(metric).reals(evaluator))
     return out
 
 
@@ -160,6 +153,14 @@ class RealStream(ImageSource):
         base = self.base.fingerprint(min(stop, self.base.num_images))
         return hashlib.sha256(f"{base}:{stop}{extra}".encode()).hexdigest()
 
+    def content_key(self, stop: int) -> str:
+        """The base's content key, the stop and the mirroring, which determine the stream (no image decoded)."""
+        import hashlib
+
+        extra = f":mirror={self.seed}" if self.mirror else ""
+        base = self.base.content_key(min(stop, self.base.num_images))
+        return hashlib.sha256(f"{base}:{stop}{extra}".encode()).hexdigest()
+
     def describe(self) -> dict:
         return {**self.base.describe(), "repeating": True, "mirror": self.mirror}
 
@@ -214,17 +215,21 @@ def metric_stem(run_dir: Path, metric: str, num: int) -> Path:
     return run_dir / f"metric-{metric}-{count_label(num)}"
 
 
-def write_metric_files(stem: Path, metric: str, names: list[str], num: int,
-                       rows: list[tuple[str, float, dict[str, float]]], kimgs: list[int]) -> list[Path]:
-    """One metric's table (the Reals rows, then the snapshots as scored: newest first) and its plot, each
-    written atomically. `rows` ends with one row per entry of `kimgs`."""
-    lines = header_lines(names) + [row_line(t, s, names, v) for t, s, v in rows] + [""]
+
+def write_metric_files(stem: Path, metric: str, num: int, record: MetricRecord,
+                       weights_verified: bool | None) -> list[Path]:
+    """One metric's table (the Reals rows, then the snapshots newest first), its plot and, last, its record,
+    each written atomically: a record never vouches for a table that was not written."""
+    names = record.columns
+    snapshots = sorted(record.snapshots, key=lambda row: row.kimg, reverse=True)
+    lines = header_lines(names) + [row_line(r.title, r.seconds, names, r.values)
+                                   for r in record.reals + snapshots] + [""]
     table = write_text(stem.with_suffix(".txt"), "\n".join(lines) + "\n")
-    snapshot_rows = rows[len(rows) - len(kimgs):]
-    order = np.argsort(kimgs)
-    series = {name: [snapshot_rows[i][2][name] for i in order] for name in names if not name.endswith("_std")}
+    ascending = snapshots[::-1]
+    series = {name: [row.values[name] for row in ascending] for name in names if not name.endswith("_std")}
     plot = plot_series(stem.with_suffix(".png"), f"{metric} ({count_label(num)} images)",
-                       [kimgs[i] for i in order], series)
+                       [row.kimg for row in ascending], series)
+    write_record(record_path(stem), replace(record, snapshots=snapshots), weights_verified)
     return [table, plot]
 
 
@@ -232,71 +237,197 @@ def check_outputs(run_dir: Path, metrics: list[str], num: int) -> None:
     """Every file evaluate will write can be written: checked before any image is read."""
     check_folder_writable(run_dir)
     for metric in metrics:
-        for suffix in (".txt", ".png"):
-            check_writable(metric_stem(run_dir, metric, num).with_suffix(suffix))
+        stem = metric_stem(run_dir, metric, num)
+        for path in (stem.with_suffix(".txt"), stem.with_suffix(".png"), record_path(stem)):
+            check_writable(path)
 
 
-def score_snapshot(evaluator: Evaluator, path: Path, labels: np.ndarray | None, kimg: int) -> dict[str, float]:
+def score_snapshot(evaluator: Evaluator, path: Path, labels: np.ndarray | None, kimg: int,
+                   metrics: list[str]) -> dict[str, float]:
     source = SnapshotSource(path, seed=evaluator.settings.seed, device=str(evaluator.device))
     if labels is not None and source.Gs.label_size:
         source.labels = labels[:, :source.Gs.label_size]
-    return evaluator.score(source, label=f"{kimg:06d}")
+    return evaluator.score(source, label=f"{kimg:06d}", metrics=metrics)
+
+
+@dataclass
+class Snapshot:
+    kimg: int
+    path: Path
+    sha256: str
+
+
+@dataclass
+class MetricPlan:
+    """What one metric keeps from its record and what it still has to score."""
+
+    metric: str
+    stem: Path
+    record: MetricRecord
+    todo: list[Snapshot] = field(default_factory=list)
+    changed: bool = False  # the files differ from what the record and the present snapshots call for
+
+    @property
+    def up_to_date(self) -> bool:
+        return not self.todo and bool(self.record.reals)
+
+
+def metric_identity(metric: str, settings: Settings, num: int, real_passes: int, real_key: str,
+                    resolution: int, weights_sha: str | None) -> dict:
+    """Every setting a metric's values depend on: the common ones, the registry's list for the metric, and the
+    Inception weights' sha256 for the metrics that use them."""
+    spec = registry.get(metric)
+    identity = {"metric": metric, "num": num, "seed": settings.seed, "minibatch": settings.minibatch,
+                "real_passes": real_passes, "real_set": real_key, "resolution": resolution,
+                **{name: getattr(settings, name) for name in spec.settings}}
+    if spec.needs == registry.INCEPTION:
+        identity["inception_weights_sha256"] = weights_sha
+    return identity
+
+
+def plan_metric(metric: str, stem: Path, identity: dict, columns: list[str], snapshots: list[Snapshot],
+                real_passes: int, from_scratch_on_change: bool) -> MetricPlan:
+    """Keep the rows of the record made with these settings whose snapshot is still present with the same
+    content; the rest of the present snapshots are to be scored. `from_scratch_on_change`: any new row means
+    every row is scored again (SWD's reference draws continue across rows, so one row depends on the others)."""
+    stored = read_record(record_path(stem), metric, identity, columns)
+    stored = stored if stored is not None and len(stored.reals) == real_passes else None
+    present = {(s.path.name, s.sha256) for s in snapshots}
+    kept = [row for row in stored.snapshots if (row.file, row.sha256) in present] if stored else []
+    done = {(row.file, row.sha256) for row in kept}
+    todo = [s for s in snapshots if (s.path.name, s.sha256) not in done]
+    if from_scratch_on_change and todo:
+        stored, kept, todo = None, [], list(snapshots)
+    record = MetricRecord(metric, identity, columns, stored.reals if stored else [], kept)
+    files_present = all(stem.with_suffix(suffix).is_file() for suffix in (".txt", ".png"))
+    changed = stored is None or len(kept) != len(stored.snapshots) or not files_present
+    return MetricPlan(metric, stem, record, sorted(todo, key=lambda s: s.kimg, reverse=True), changed)
+
+
+def hash_snapshots(found: list[tuple[int, Path]]) -> list[Snapshot]:
+    """The snapshots with the sha256 of their content: a snapshot replaced under the same name is scored again."""
+    try:
+        return [Snapshot(kimg, path, file_sha256(path)) for kimg, path in found]
+    except OSError as error:
+        raise PgmetricsError(f"cannot read ({error.strerror or error})", error.filename) from None
 
 
 def evaluate_run(run_dir: Path, settings: Settings, real: str | None = None, real_passes: int = 1,
                  echo=print) -> list[Path]:
-    """Write metric-<name>-<num>.txt and .png for every requested metric; echo and return the written paths.
+    """Write metric-<name>-<num>.txt, .png and .json for every requested metric; echo and return their paths
+    (the .txt and .png).
 
-    The files are rewritten (atomically) after every snapshot, so an interrupted run keeps the rows it finished.
-    A snapshot that cannot be scored (a corrupt file, another resolution, ...) is reported on its own line and
-    left out; the others are scored and written, then a one-line error says how many were refused (exit 1)."""
+    Incremental: a snapshot already scored with the same settings (its record's, metric-<name>-<num>.json) keeps
+    its row; when every metric is up to date, no image is read (nor the real set) and one line per metric says
+    so. The files are rewritten (atomically) after every snapshot, so an interrupted run keeps the rows it
+    finished. A snapshot that cannot be scored (a corrupt file, another resolution, ...) is reported on its own
+    line and left out; the others are scored and written, then a one-line error says how many were refused."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise PgmetricsError("no such run directory", run_dir)
     check_settings(settings)
-    snapshots = list_snapshots(run_dir)
-    real_path, mirror = run_settings(run_dir, snapshots, real)
+    if real_passes not in (1, 2):
+        raise PgmetricsError(f"--real-passes must be 1 or 2, got {real_passes}")
+    weights_sha = check_weights_available(settings)
+    found = list_snapshots(run_dir)
+    real_path, mirror = run_settings(run_dir, found, real)
     base = open_source(real_path)
-    settings = replace(settings, score_reals=True)
     num = choose_num(replace(settings, num=settings.num if settings.num is not None else base.num_images))
     check_outputs(run_dir, settings.metrics, num)
+    real_source = RealStream(base, mirror=mirror, seed=settings.seed)
+    snapshots = hash_snapshots(found)
+    real_key = real_source.content_key(real_passes * num)
+    plans = []
+    for metric in settings.metrics:
+        identity = metric_identity(metric, settings, num, real_passes, real_key, base.resolution, weights_sha)
+        plans.append(plan_metric(metric, metric_stem(run_dir, metric, num), identity,
+                                 metric_names(metric, base.resolution), snapshots, real_passes,
+                                 from_scratch_on_change=metric == "swd" and settings.swd_reference_rng))
+    verified = None if weights_sha is None else inception.is_verified(weights_sha)
+    written = [path for plan in plans if plan.up_to_date for path in report_up_to_date(plan, num, verified, echo)]
+    pending = [plan for plan in plans if not plan.up_to_date]
+    if pending:
+        written += score_pending(pending, settings, num, real_passes, base, real_source, mirror, echo)
+    return written
+
+
+def report_up_to_date(plan: MetricPlan, num: int, weights_verified: bool | None, echo) -> list[Path]:
+    """One line for a metric with nothing to score; its files are rewritten only when they are missing or list
+    a snapshot that is gone (no image is read either way)."""
+    files = [plan.stem.with_suffix(".txt"), plan.stem.with_suffix(".png")]
+    if plan.changed:
+        files = write_metric_files(plan.stem, plan.metric, num, plan.record, weights_verified)
+    echo(f"{files[0]}: up to date ({len(plan.record.snapshots)} snapshots)")
+    return files
+
+
+def score_reals(evaluator: Evaluator, plans: list[MetricPlan], real_source: RealStream, num: int,
+                real_passes: int, seconds: float) -> None:
+    """The Reals row (from the real statistics just made: `seconds`) and, with two passes, the Reals2 row (the
+    next `num` real images scored as a generated set) of the plans that have none."""
+    metrics = [plan.metric for plan in plans]
+    rows = [("Reals", seconds, reals_row(evaluator, metrics))]
+    if real_passes == 2:
+        started = time.time()
+        values = evaluator.score(real_source, start=num, label="reals2", metrics=metrics)
+        rows.append(("Reals2", time.time() - started, values))
+    for plan in plans:
+        plan.record.reals = [Row(title, taken, {name: values[name] for name in plan.record.columns})
+                             for title, taken, values in rows]
+
+
+def score_pending(plans: list[MetricPlan], settings: Settings, num: int, real_passes: int, base: ImageSource,
+                  real_source: RealStream, mirror: bool, echo) -> list[Path]:
+    """Score what the plans lack: the real statistics, the Reals rows where they are not kept, then every
+    snapshot still to score (newest first, each only for the metrics that lack it)."""
+    metrics = [plan.metric for plan in plans]
+    fresh = [plan for plan in plans if not plan.record.reals]
     if base.num_images is not None and real_passes * num > base.num_images:
         echo(f"note: {real_passes} x {num} real images asked, the set has {base.num_images}: the real stream "
              "repeats from the start, as the official evaluation's did")
     if mirror:
         echo("note: the run trained with mirror augmentation: a random half of the real images are mirrored, "
              "as the official evaluation did")
-    real_source = RealStream(base, mirror=mirror, seed=settings.seed)
     started = time.time()
-    evaluator = Evaluator(real_source, settings, num)
-    rows: list[tuple[str, float, dict[str, float]]] = [("Reals", time.time() - started, reals_row(evaluator))]
-    if real_passes == 2:
-        started = time.time()
-        values = evaluator.score(real_source, start=num, label="reals2")
-        rows.append(("Reals2", time.time() - started, values))
+    evaluator = Evaluator(real_source, replace(settings, metrics=metrics, score_reals=bool(fresh)), num)
+    weights_verified = None if evaluator.weights_sha is None else inception.is_verified(evaluator.weights_sha)
+    if fresh:
+        score_reals(evaluator, fresh, real_source, num, real_passes, time.time() - started)
     labels = real_labels(base, (real_passes - 1) * num, num)
-    shown = [name for metric in settings.metrics for name in metric_names(metric, evaluator.resolution)]
-    kimgs: list[int] = []
+    todo = sorted({s.path: s for plan in plans for s in plan.todo}.values(), key=lambda s: s.kimg, reverse=True)
     refused: list[Path] = []
     written: list[Path] = []
-    for kimg, path in reversed(snapshots):
+    for snapshot in todo:
+        wanting = [plan for plan in plans if snapshot in plan.todo]
         started = time.time()
         try:
-            values = score_snapshot(evaluator, path, labels, kimg)
+            values = score_snapshot(evaluator, snapshot.path, labels, snapshot.kimg, [p.metric for p in wanting])
         except PgmetricsError as error:
-            echo(f"{kimg:06d} refused: {error}")
-            refused.append(path)
+            echo(f"{snapshot.kimg:06d} refused: {error}")
+            refused.append(snapshot.path)
             continue
-        rows.append((f"{kimg}", time.time() - started, values))
-        kimgs.append(kimg)
-        echo(f"{kimg:06d} " + " ".join(f"{name}={values[name]:.4f}" for name in shown))
-        written = [file for metric in settings.metrics
-                   for file in write_metric_files(metric_stem(run_dir, metric, num), metric,
-                                                  metric_names(metric, evaluator.resolution), num, rows, kimgs)]
+        seconds = time.time() - started
+        for plan in wanting:
+            row_values = {name: values[name] for name in plan.record.columns}
+            plan.record.snapshots.append(Row(f"{snapshot.kimg}", seconds, row_values, snapshot.kimg,
+                                             snapshot.path.name, snapshot.sha256))
+            plan.changed = True
+        echo(f"{snapshot.kimg:06d} " + " ".join(f"{name}={values[name]:.4f}" for plan in wanting
+                                                for name in plan.record.columns))
+        written = write_all(plans, num, weights_verified)
+    if not todo or not written:
+        written = write_all([plan for plan in plans if plan.record.snapshots], num, weights_verified)
     for file in written:
         echo(str(file))
     if refused:
-        kept = f"the metric files hold the other {len(kimgs)}" if kimgs else "no metric file was written"
-        raise PgmetricsError(f"{len(refused)} of {len(snapshots)} snapshots could not be scored (said above); "
-                             f"{kept}", run_dir)
+        scored = len(todo) - len(refused)
+        kept = (f"the metric files hold the other {scored}" if scored else
+                "the metric files keep their earlier rows" if written else "no metric file was written")
+        raise PgmetricsError(f"{len(refused)} of {len(todo)} snapshots could not be scored (said above); "
+                             f"{kept}", plans[0].stem.parent)
     return written
+
+
+def write_all(plans: list[MetricPlan], num: int, weights_verified: bool | None) -> list[Path]:
+    return [file for plan in plans for file in write_metric_files(plan.stem, plan.metric, num, plan.record,
+                                                                  weights_verified)]

@@ -5,7 +5,9 @@ TF1 `ResizeBilinear(align_corners=False)` to 299x299 (source = dst * in/out, no 
 antialiasing), `(x - 128) / 128`, the Inception-v3 graph with TF's average pools (padding excluded from the
 count) and a max pool in the last block, `pool_3` (2048) for FID/KID and the logits without bias (1008) for IS.
 Weights: the PyTorch conversion of the TF graph (`pt_inception-2015-12-05-6726825d.pth`), loaded from a file
-the user supplies; nothing is downloaded.
+the user supplies; nothing is downloaded. Any other file is refused (its sha256 lacks the published prefix) unless
+verification is turned off (--allow-unverified-weights): it must still load, be finite and fit the network, and
+one warning line says that its scores are not comparable with published ones.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -21,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pgdata.hashing import file_sha256
 from pgmetrics.errors import PgmetricsError
 
 INPUT_SIZE = 299
@@ -322,8 +326,40 @@ def find_weights(path: str | Path | None = None) -> Path:
     raise PgmetricsError(_missing_weights_message(looked))
 
 
+def is_verified(sha: str) -> bool:
+    """Whether a sha256 is that of the TF-Inception 2015-12-05 weights (the published prefix)."""
+    return sha.startswith(WEIGHTS_SHA256_PREFIX)
+
+
+def check_verified(sha: str, path: Path) -> None:
+    """Refuse weights that are not the TF-Inception ones: their scores cannot be compared with published ones."""
+    if not is_verified(sha):
+        raise PgmetricsError(f"not the TF-Inception 2015-12-05 weights: sha256 {sha[:16]}..., expected "
+                             f"{WEIGHTS_SHA256_PREFIX}... (get {WEIGHTS_FILENAMES[0]} from {WEIGHTS_URLS[0]}, or "
+                             "pass --allow-unverified-weights to score with these anyway)", path)
+
+
+def weights_sha256(path: str | Path | None = None, verify: bool = True) -> str:
+    """The sha256 of the weights file that would be loaded, checked as load_weights checks it (without loading)."""
+    found = find_weights(path)
+    try:
+        sha = file_sha256(found)
+    except OSError as error:
+        raise PgmetricsError(f"cannot read the weights file ({error.strerror or error})", found) from None
+    if verify:
+        check_verified(sha, found)
+    return sha
+
+
+def warn_unverified(path: str | Path | None, sha: str) -> None:
+    """One line on stderr when unverified weights are used (--allow-unverified-weights)."""
+    if not is_verified(sha):
+        print(f"pgmetrics: warning: {find_weights(path)}: unverified Inception weights (sha256 {sha[:16]}...): "
+              "FID, IS and KID are not comparable with published scores", file=sys.stderr)
+
+
 def load_weights(path: str | Path | None = None, verify: bool = True) -> tuple[dict[str, torch.Tensor], str]:
-    """(state dict, sha256) of the weights file, checked against the known sha256 prefix.
+    """(state dict, sha256) of the weights file, checked against the known sha256 prefix unless `verify` is off.
 
     The bytes are read once, hashed and loaded from memory (about 95 MB), so the hash checked is that of the
     weights used; a truncated or damaged file fails the check, or the load, or the finiteness test."""
@@ -333,10 +369,8 @@ def load_weights(path: str | Path | None = None, verify: bool = True) -> tuple[d
     except OSError as error:
         raise PgmetricsError(f"cannot read the weights file ({error.strerror or error})", path) from None
     sha = hashlib.sha256(data).hexdigest()
-    if verify and not sha.startswith(WEIGHTS_SHA256_PREFIX):
-        raise PgmetricsError(f"not the TF-Inception 2015-12-05 weights: sha256 {sha[:16]}..., expected "
-                             f"{WEIGHTS_SHA256_PREFIX}... (get {WEIGHTS_FILENAMES[0]} from {WEIGHTS_URLS[0]})",
-                             path)
+    if verify:
+        check_verified(sha, path)
     try:
         state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - any unreadable file is a user error here
@@ -353,8 +387,12 @@ def load_weights(path: str | Path | None = None, verify: bool = True) -> tuple[d
 
 def load_inception(path: str | Path | None = None, device: torch.device | str = "cpu",
                    verify: bool = True) -> tuple[InceptionV3TF, str]:
+    """The network and its weights' sha256; with `verify` off, other weights that load and fit are accepted
+    and one warning line says so."""
     state, sha = load_weights(path, verify=verify)
-    return build_inception(state, device), sha
+    network = build_inception(state, device)
+    warn_unverified(path, sha)
+    return network, sha
 
 
 @torch.inference_mode()

@@ -1,7 +1,9 @@
 """Image sources for the metrics: arrays (.npy/.npz), image folders, pgdata datasets (pgshards, TFRecords, HDF5)
 and pgtrain snapshots. Each yields uint8 N x C x H x W batches in a fixed order and has a content fingerprint
 (sha256) of exactly the images it yields, for the real-set statistics cache: what keys the cache is what was read,
-and every part of it is checked (a damaged copy must neither be scored nor be served a clean copy's statistics)."""
+and every part of it is checked (a damaged copy must neither be scored nor be served a clean copy's statistics).
+A content key (`content_key`, the fingerprint or a cheaper statement of the same content) tells evaluate whether
+its stored rows are still those of this real set without decoding any image."""
 
 from __future__ import annotations
 
@@ -57,6 +59,11 @@ class ImageSource:
         for batch in self.iter_batches(batch_size, 0, stop):
             update_pixels(digest, batch)
         return digest.hexdigest()
+
+    def content_key(self, stop: int) -> str:
+        """What identifies images 0 .. stop-1 for deciding whether scores made from them are still current: the
+        fingerprint, unless a cheaper statement of the same content exists (a pgshards manifest's hashes)."""
+        return self.fingerprint(stop)
 
     def describe(self) -> dict:
         return {"name": self.name, "kind": type(self).__name__, "num_images": self.num_images,
@@ -267,6 +274,13 @@ class ArraySource(ImageSource):
         except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as error:
             raise PgmetricsError(f"cannot read the array ({error})", self.name) from None
 
+    def content_key(self, stop: int) -> str:
+        """The sha256 of the whole file (and the member chosen), read without decoding any image."""
+        try:
+            return file_sha256(self.path, hashlib.sha256(f"array:{self.key}:".encode()))
+        except OSError as error:
+            raise PgmetricsError(f"cannot read ({error.strerror or error})", self.path) from None
+
 
 class _ClosingMember(io.BufferedIOBase):
     """An .npz member's stream that also closes its archive."""
@@ -400,8 +414,18 @@ class DatasetSource(ImageSource):
         its file; other formats: the pixels read."""
         if self.fingerprint_of_pixels:
             return super().fingerprint(stop)
+        return self._listed_digest(self._check_shards(0, stop))
+
+    def content_key(self, stop: int) -> str:
+        """pgshards: the fingerprint from the manifest's hashes alone, without reading the shards (they are
+        checked when images are read); other formats: the fingerprint."""
+        if self.fingerprint_of_pixels:
+            return super().content_key(stop)
+        return self._listed_digest(self._shard_entries(0, stop))
+
+    def _listed_digest(self, entries: list[tuple[int, dict]]) -> str:
         digest = hashlib.sha256(f"pgshards:{self.channels}x{self.resolution}:".encode())
-        for _, entry in self._check_shards(0, stop):
+        for _, entry in entries:
             digest.update(f"{entry['sha256']}\0".encode())
         return digest.hexdigest()
 

@@ -34,9 +34,10 @@ from pgtrain.config import TrainingConfig
 from pgtrain.ema import update_ema
 from pgtrain.errors import PgtrainError
 from pgtrain.flops import DevicePeak, find_device_peak, iteration_flops, peak_tflops
-from pgtrain.loop import Trainer, reset_optimizer
+from pgtrain.loop import Trainer
 from pgtrain.precision import autocast
 from pgtrain.schedule import ScheduleConfig, SchedulePoint, schedule_at, trained_resolutions
+from pgtrain.updates import reset_optimizer
 
 MODES = ("BENCHMARK", "BENCHMARK0")  # every level, short / the full resolution only
 

@@ -6,8 +6,11 @@ A snapshot is a `torch.save`d dict of tensors and plain Python data only, so tha
     {"format": "pgtrain-snapshot/1",
      "network_kwargs": {"G": {...}, "D": {...}},      # Generator / Discriminator constructor kwargs
      "G": state_dict, "D": state_dict, "Gs": state_dict,
-     "training_state": dict | None,                     # optimizers, kimg, RNG states ... (the trainer's)
-     "metadata": dict | None}                           # provenance: importer, source file, ...
+     "training_state": dict | None,                     # optimizers, counters, RNG ...: training-state files only
+     "metadata": dict | None}                           # provenance: config, dataset, kimg, lod; importer ...
+
+`pgtrain run` writes two kinds (pgtrain.training_state): light network snapshots (training_state None) and
+training-state-NNNNNN.pt files that carry the full training state; import-tf writes network snapshots.
 """
 
 from __future__ import annotations
@@ -166,7 +169,7 @@ def snapshot_lod(snapshot: Snapshot) -> float:
     """The lod Gs had when the snapshot was written; 0.0 when it does not say.
 
     The official tools run Gs at its stored `lod` variable. Imported pickles record it in metadata["lod"]["Gs"];
-    trainer snapshots as metadata["lod"] or training_state["lod"] / training_state["state"]["prev_lod"].
+    trainer snapshots as metadata["lod"], older ones as training_state["lod"] / training_state["state"]["prev_lod"].
     """
     candidates: list[Any] = []
     metadata, training = snapshot.metadata or {}, snapshot.training_state or {}

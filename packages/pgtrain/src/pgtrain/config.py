@@ -40,7 +40,9 @@ class LoopConfig:
     reset_opt_for_new_lod: bool = True
     mirror_augment: bool = False
     image_snapshot_ticks: int = 1
-    network_snapshot_ticks: int = 10
+    network_snapshot_ticks: int = 10  # light snapshots: G, D, Gs and metadata (what generate/evaluate need)
+    state_dump_ticks: int | None = None  # full training states (EDM's state_dump_ticks); None: network_snapshot_ticks
+    state_dump_keep: int = 2  # training-state files a run keeps (the newest it wrote); older ones are removed
 
 
 @dataclass
@@ -83,7 +85,7 @@ class DatasetConfig:
 
 @dataclass
 class TrainingConfig:
-    """Everything a run needs besides the dataset path; saved as config.json and inside every snapshot."""
+    """Everything a run needs besides the dataset path; saved as config.json and in every snapshot's metadata."""
 
     seed: int = 1000  # official random_seed
     num_gpus: int = 1  # the preset's GPU count: rounds the minibatch as the official schedule does
@@ -315,6 +317,8 @@ _RANGES: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
     ("train.accumulation_steps", lambda v: v >= 1, "at least 1"),
     ("train.image_snapshot_ticks", lambda v: v >= 1, "at least 1"),
     ("train.network_snapshot_ticks", lambda v: v >= 1, "at least 1"),
+    ("train.state_dump_ticks", lambda v: v is None or v >= 1, "at least 1 (or None: network_snapshot_ticks)"),
+    ("train.state_dump_keep", lambda v: v >= 1, "at least 1"),
     ("sched.lod_initial_resolution", _power_of_two, "a power of two >= 4"),
     ("sched.lod_training_kimg", lambda v: _finite(v) and v >= 0, "a finite number >= 0"),
     ("sched.lod_transition_kimg", lambda v: _finite(v) and v >= 0, "a finite number >= 0"),

@@ -7,7 +7,7 @@ level is read by index in worker threads, each with its own reader, a few miniba
 
 Order: the dataset is shuffled by a fresh permutation per epoch and repeated forever, the same order at
 every resolution. The permutation is a pure function of (seed, epoch), so the whole data state is one
-integer (images drawn so far), saved in snapshots: a resumed run reads exactly what an uninterrupted one
+integer (images drawn so far), saved in training states: a resumed run reads exactly what an uninterrupted one
 would. With several devices each rank takes its slice of every global minibatch.
 
 Processing on the device (`process_reals`) follows the official process_reals: [0, 255] -> [-1, 1], mirror

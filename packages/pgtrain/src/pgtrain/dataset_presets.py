@@ -28,7 +28,7 @@ Which dataset preset a run applies (at most one):
    run does not have. A preset with no settings (cifar10 ...) is always applied: it records which official
    line the run follows.
 
-The applied name is stored in `config.presets` (config.json, snapshots), so `--resume` reuses it and never
+The applied name is stored in `config.presets` (config.json, snapshot metadata), so `--resume` reuses it and never
 detects again. Detection and the choice are pure functions of their arguments, for tests.
 """
 

@@ -51,12 +51,12 @@ def read_token(delta_dir: str | Path, idx: int) -> bytes:
     try:
         with zipfile.ZipFile(path) as archive:
             return archive.read(member_name(idx))
-    except FileNotFoundError:
-        raise DeltaError("zip", f"{path.name} is missing") from None
-    except KeyError:
-        raise DeltaError("zip", f"{path.name} has no {member_name(idx)}") from None
+    except FileNotFoundError as error:
+        raise DeltaError("zip", f"{path.name} is missing") from error
+    except KeyError as error:
+        raise DeltaError("zip", f"{path.name} has no {member_name(idx)}") from error
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as error:
-        raise DeltaError("zip", f"{path.name} is corrupt ({error}); download it again") from None
+        raise DeltaError("zip", f"{path.name} is corrupt ({error}); download it again") from error
 
 
 def check_token_shape(token: bytes) -> None:
@@ -78,13 +78,13 @@ def decrypt_delta(token: bytes, jpeg_bytes: bytes, file_name: str) -> np.ndarray
     check_token_shape(token)
     try:
         compressed = Fernet(derive_key(jpeg_bytes, file_name)).decrypt(token)
-    except InvalidToken:
+    except InvalidToken as error:
         raise DeltaError("key", f"the delta does not decrypt with {file_name} as the key (Fernet InvalidToken): "
-                                f"this JPEG file differs from the official CelebA in-the-wild one") from None
+                                f"this JPEG file differs from the official CelebA in-the-wild one") from error
     try:
         data = bz2.decompress(compressed)
     except (OSError, ValueError, EOFError) as error:
-        raise DeltaError("bz2", f"the decrypted delta does not decompress ({error})") from None
+        raise DeltaError("bz2", f"the decrypted delta does not decompress ({error})") from error
     expected = int(np.prod(DELTA_SHAPE))
     if len(data) != expected:
         raise DeltaError("shape", f"the delta holds {len(data)} bytes, expected {expected}")

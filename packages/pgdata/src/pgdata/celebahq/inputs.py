@@ -54,11 +54,11 @@ class Inputs:
 def read_image_list(path: Path) -> list[Row]:
     try:
         lines = [line.split() for line in path.read_text(encoding="ascii").splitlines() if line.strip()]
-    except FileNotFoundError:
+    except FileNotFoundError as error:
         raise PgdataError("image_list.txt not found: give the CelebA-HQ delta folder (image_list.txt and "
-                          "deltas00000.zip ... deltas29000.zip)", path) from None
-    except UnicodeDecodeError:
-        raise PgdataError("not a CelebA-HQ image_list.txt (not ASCII text)", path) from None
+                          "deltas00000.zip ... deltas29000.zip)", path) from error
+    except UnicodeDecodeError as error:
+        raise PgdataError("not a CelebA-HQ image_list.txt (not ASCII text)", path) from error
     if not lines or lines[0] != IMAGE_LIST_COLUMNS:
         raise PgdataError(f"expected the header {' '.join(IMAGE_LIST_COLUMNS)}", path)
     rows = []
@@ -67,8 +67,8 @@ def read_image_list(path: Path) -> list[Row]:
             if len(fields) != 5:
                 raise ValueError
             row = Row(int(fields[0]), int(fields[1]), fields[2], fields[3].lower(), fields[4].lower())
-        except ValueError:
-            raise PgdataError(f"line {number} is not 'idx orig_idx orig_file proc_md5 final_md5'", path) from None
+        except ValueError as error:
+            raise PgdataError(f"line {number} is not 'idx orig_idx orig_file proc_md5 final_md5'", path) from error
         if row.idx != len(rows):
             raise PgdataError(f"line {number}: idx {row.idx}, expected {len(rows)} (rows must be in idx order)",
                               path)
@@ -83,12 +83,12 @@ def read_landmarks(path: Path, wanted: set[int]) -> dict[int, np.ndarray]:
     try:
         with open(path, encoding="ascii") as file:
             lines = file.read().splitlines()[2:]
-    except FileNotFoundError:
+    except FileNotFoundError as error:
         raise PgdataError("landmark list not found: the CelebA folder must hold Anno/list_landmarks_celeba.txt "
-                          "(the in-the-wild landmarks, not list_landmarks_align_celeba.txt)", path) from None
+                          "(the in-the-wild landmarks, not list_landmarks_align_celeba.txt)", path) from error
     except UnicodeDecodeError as error:
         raise PgdataError(f"not CelebA's landmark list: byte {error.start} is not ASCII text (a damaged "
-                          "file?)", path) from None
+                          "file?)", path) from error
     result = {}
     for index in sorted(wanted):
         if index >= len(lines):
@@ -96,8 +96,8 @@ def read_landmarks(path: Path, wanted: set[int]) -> dict[int, np.ndarray]:
         values = lines[index].split()[1:]
         try:
             result[index] = np.float32([float(value) for value in values]).reshape(5, 2)
-        except ValueError:
-            raise PgdataError(f"row {index + 3} is not a file name and 10 numbers", path) from None
+        except ValueError as error:
+            raise PgdataError(f"row {index + 3} is not a file name and 10 numbers", path) from error
     return result
 
 

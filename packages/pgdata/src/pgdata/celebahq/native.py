@@ -5,8 +5,8 @@ slower than Pillow 3.1.1's C code on the 4096 x 4096 quad transform and the resi
 30,000-image rebuild. The C file is compiled once with the system C compiler into a cache folder and loaded
 with ctypes (pgdata.native_build); without a compiler, pgdata falls back to numpy with a warning.
 
-Environment: PGDATA_NATIVE=0 disables it; PGDATA_CACHE (default ~/.cache/pgdata) holds the library;
-CC picks the compiler.
+Environment: PGDATA_NATIVE=0 disables it; the library lives in the native/ folder of pgdata's cache
+($PGDATA_CACHE, else $XDG_CACHE_HOME/pgdata, else ~/.cache/pgdata); CC picks the compiler.
 """
 
 from __future__ import annotations

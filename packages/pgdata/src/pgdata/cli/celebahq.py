@@ -64,8 +64,8 @@ def create_celebahq(
 
     Example: pgdata create_celebahq datasets/celebahq ~/downloads/celeba ~/downloads/celeba-hq-deltas
     """
-    from pgdata.celebahq.source import CelebAHQSource
     from pgdata.exporter import check_output, output_path
+    from pgdata.sources.celebahq import CelebAHQSource
 
     inputs = {"celeba_dir": celeba_dir, "delta_dir": delta_dir}
     check_output(out, overwrite, inputs)  # before reading the inputs, which can take long

@@ -84,7 +84,7 @@ def source_inputs(function: str, path_args: dict[str, str | Path]) -> dict[str, 
     """Every file or folder a create_* command reads: its path arguments, and create_from_hdf5's labels file."""
     inputs = {name: Path(value) for name, value in path_args.items()}
     if function == "create_from_hdf5":
-        from pgdata.sources.hdf5 import labels_path
+        from pgdata.formats.hdf5 import labels_path
 
         inputs["labels"] = labels_path(inputs["hdf5_filename"])
     return inputs

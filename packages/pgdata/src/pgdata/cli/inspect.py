@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
@@ -18,7 +17,8 @@ import numpy as np
 import typer
 
 from pgdata.cli.app import command, option_names
-from pgdata.contact_sheet import contact_sheet, to_hwc
+from pgdata.common.atomic import atomic_path
+from pgdata.common.images import chw_to_hwc, tile_grid
 from pgdata.errors import PgdataError
 from pgdata.formats import DatasetReader, detect_format, open_dataset
 from pgdata.parallel import ordered_map
@@ -98,8 +98,8 @@ def display(
         for index, image in enumerate(reader.iter_images(resolution)):
             label = [] if labels is None else labels[index].tolist()
             print(f"\nidx = {index:<8d}\nlabel = {label}")
-            bgr = image.transpose(1, 2, 0)[:, :, ::-1] if image.shape[0] == 3 else image[0]
-            cv2.imshow("pgdata", np.ascontiguousarray(bgr))
+            pixels = chw_to_hwc(image)
+            cv2.imshow("pgdata", np.ascontiguousarray(pixels[:, :, ::-1] if pixels.ndim == 3 else pixels))
             shown += 1
             if cv2.waitKey() == 27:
                 break
@@ -119,14 +119,8 @@ def save_image_atomically(image, path: Path) -> None:
         raise PgdataError("unknown image file extension (use .png)", path)
     if not path.parent.is_dir():
         raise PgdataError("output folder does not exist", path.parent)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            image.save(file, format=image_format)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as temporary:
+        image.save(temporary, format=image_format)
 
 
 @command("grid")
@@ -157,8 +151,8 @@ def grid(
         bar.close()
     if columns is not None and columns < 1:
         raise PgdataError(f"--columns must be at least 1, got {columns}")
-    sheet = contact_sheet(np.concatenate(batches), columns=columns)
-    save_image_atomically(Image.fromarray(to_hwc(sheet)), output)
+    sheet = tile_grid(np.concatenate(batches), columns=columns)
+    save_image_atomically(Image.fromarray(chw_to_hwc(sheet)), output)
     print(f'Wrote {stop - first} images ({first} .. {stop - 1}) at {resolution}x{resolution} to "{output}"')
 
 
@@ -172,7 +166,7 @@ def _save_pngs(job: tuple[Path, int, np.ndarray]) -> int:
     output_dir, first, batch = job
     for offset, image in enumerate(batch):
         mode = "L" if image.shape[0] == 1 else "RGB"
-        Image.fromarray(to_hwc(image), mode).save(output_dir / f"img{first + offset:08d}.png")
+        Image.fromarray(chw_to_hwc(image), mode).save(output_dir / f"img{first + offset:08d}.png")
     return len(batch)
 
 
@@ -450,7 +444,8 @@ def read_everything(reader: DatasetReader, quiet: bool = True) -> list[str]:
 
 def _verify_pgshards(dataset: Path, quiet: bool) -> list[str]:
     """verify_pgshards with a progress bar over the samples of every resolution."""
-    from pgdata.formats.pgshards import load_manifest, verify_pgshards
+    from pgdata.formats.pgshards.manifest import load_manifest
+    from pgdata.formats.pgshards.verify import verify_pgshards
 
     try:
         manifest = load_manifest(dataset)

@@ -38,7 +38,7 @@ def open_dataset(path: str | Path) -> DatasetReader:
     """Open any supported dataset for reading."""
     kind = detect_format(path)
     if kind == "pgshards":
-        from pgdata.formats.pgshards import PgshardsReader
+        from pgdata.formats.pgshards.reader import PgshardsReader
 
         return PgshardsReader(path)
     if kind == "tfrecords":

@@ -122,10 +122,10 @@ def open_regular_file(path: Path) -> BinaryIO:
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
         descriptor = os.open(path, flags)
-    except FileNotFoundError:
-        raise PgdataError("missing", path) from None
+    except FileNotFoundError as error:
+        raise PgdataError("missing", path) from error
     except OSError as error:
-        raise PgdataError(f"cannot open: {error.strerror}", path) from None
+        raise PgdataError(f"cannot open: {error.strerror}", path) from error
     if not stat.S_ISREG(os.fstat(descriptor).st_mode):
         os.close(descriptor)
         raise PgdataError("not a regular file", path)
@@ -149,7 +149,7 @@ def read_npy(file: BinaryIO, path: Path) -> np.ndarray:
         read_header = npy_format.read_array_header_1_0 if version == (1, 0) else npy_format.read_array_header_2_0
         shape, fortran_order, dtype = read_header(file)
     except (OSError, ValueError, SyntaxError) as error:
-        raise PgdataError(f"not a readable .npy file ({error})", path) from None
+        raise PgdataError(f"not a readable .npy file ({error})", path) from error
     if dtype.hasobject:
         raise PgdataError("the .npy file holds Python objects (pickles are never loaded)", path)
     count = math.prod(shape)

@@ -1,4 +1,8 @@
-"""Reader for the legacy Theano-era HDF5 datasets written by the official h5tool.py.
+"""Legacy Theano-era HDF5 datasets (the official h5tool.py): the reader, and the one owner of h5py details.
+
+pgdata imports h5py here only: opening a file (open_hdf5_file), one member (open_member) and where the labels
+lie (labels_path) are shared with pgdata.sources.hdf5 (create_from_hdf5), so that the reader that inspection
+and training use and the source agree on them.
 
 Layout (matches h5tool.HDF5Exporter): one dataset per resolution, `data4x4` ... `dataNxN` (h5tool also
 writes `data1x1` and `data2x2`, which are ignored here), each uint8 [N, C, r, r]; optional labels in
@@ -15,22 +19,36 @@ every level from 4x4 up holds, and `num_images_at` gives each level's.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
+from pgdata.common.resolution import is_power_of_two
 from pgdata.errors import PgdataError
 from pgdata.formats.base import LabelFileReader
 
 _NAME = re.compile(r"^data(\d+)x(\d+)$")
 
 
-def labels_path(path: str | Path) -> Path:
-    """`<file without extension>-labels.npy`, as the official create_from_hdf5 derives it."""
-    path = Path(path)
-    return path.with_name(path.stem + "-labels.npy")
+def labels_path(hdf5_file: str | Path) -> Path:
+    """`<file without extension>-labels.npy`, where h5tool.py put the labels (os.path.splitext, as the
+    official create_from_hdf5 derives it)."""
+    return Path(os.path.splitext(str(hdf5_file))[0] + "-labels.npy")
+
+
+def open_hdf5_file(path: Path):
+    """The h5py.File at `path`, read-only, or PgdataError naming it (missing, damaged or not HDF5)."""
+    import h5py
+
+    if not path.is_file():
+        raise PgdataError("file missing", path)
+    try:
+        return h5py.File(path, "r")
+    except Exception as error:  # OSError with HDF5's message for damaged or foreign files
+        raise PgdataError(f"cannot open HDF5 file: {error}", path) from error
 
 
 def open_member(hdf5_file, name: str, path: Path):
@@ -41,7 +59,7 @@ def open_member(hdf5_file, name: str, path: Path):
     except (KeyError, OSError, RuntimeError, ValueError) as error:
         reason = error.args[0] if error.args else type(error).__name__
         raise PgdataError(f"dataset {name} cannot be opened ({reason}): a damaged file, or a link to a missing "
-                          "one", path) from None
+                          "one", path) from error
 
 
 class Hdf5Reader(LabelFileReader):
@@ -50,13 +68,8 @@ class Hdf5Reader(LabelFileReader):
     format_name = "hdf5"
 
     def __init__(self, path: str | Path):
-        import h5py
-
         self.path = Path(path)
-        try:
-            self._file = h5py.File(self.path, "r")
-        except OSError as error:
-            raise PgdataError(f"cannot open HDF5 file: {error}", self.path) from None
+        self._file = open_hdf5_file(self.path)
         try:
             self._datasets = self._find_datasets()
         except PgdataError:
@@ -82,7 +95,7 @@ class Hdf5Reader(LabelFileReader):
                 continue
             height, width = int(match[1]), int(match[2])
             resolution = width
-            if height != width or resolution & (resolution - 1):
+            if height != width or not is_power_of_two(resolution):
                 raise PgdataError(f"dataset {name}: not a square power-of-two resolution", self.path)
             shape = dataset.shape
             if len(shape) != 4 or shape[2:] != (resolution, resolution) or dataset.dtype != np.uint8:
@@ -139,7 +152,7 @@ class Hdf5Reader(LabelFileReader):
             return np.asarray(self._datasets[resolution][start:stop], dtype=np.uint8)
         except (OSError, RuntimeError, ValueError) as error:
             raise PgdataError(f"cannot read images {start} .. {stop - 1} of data{resolution}x{resolution}: "
-                              f"{error}", self.path) from None
+                              f"{error}", self.path) from error
 
     def close(self) -> None:
         if self._file.id.valid:

@@ -3,14 +3,12 @@
 Layout (matches the official dataset_tool.TFRecordExporter): `<dir>/<name>-rNN.tfrecords`, one file per
 resolution 2**NN (r02 = 4x4 up to the full one), every file holding the same images in the same order;
 optional labels in `<name>-rxx.labels` (numpy .npy, float32 [N, L]). Each record is a serialized
-tf.train.Example with the features `shape` (int64 C, H, W) and `data` (bytes, uint8 C x H x W); TensorFlow
-writes the two features in a varying order, so the decoder reads the map, not fixed offsets.
+tf.train.Example with the features `shape` (int64 C, H, W) and `data` (bytes, uint8 C x H x W), decoded by
+pgdata.formats.tf_example.
 
 TFRecord framing: uint64 LE length, masked CRC32C of the 8 length bytes, the record, masked CRC32C of the
-record. Both CRCs are checked: record payloads by google-crc32c (hardware CRC32C, 4-6 GB/s measured against
-0.3-0.4 GB/s for numpy), the 8-byte length fields and everything when that package is missing by the numpy
-table implementation below (vectorised across records and across lanes of one record). Random access uses a per-file offset index built on first use by one
-scan of the framing (no decoding) and kept in memory.
+record. Both CRCs are checked (pgdata.formats.crc32c). Random access uses a per-file offset index built on
+first use by one scan of the framing (no decoding) and kept in memory.
 """
 
 from __future__ import annotations
@@ -18,167 +16,16 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from pgdata.errors import PgdataError
 from pgdata.formats.base import LabelFileReader
+from pgdata.formats.crc32c import crc32c_rows
+from pgdata.formats.tf_example import WireError, decode_example
 
-# ---------------------------------------------------------------------------------------------------------
-# CRC32C (Castagnoli), reflected polynomial 0x82F63B78, init and final xor 0xFFFFFFFF.
-#
-# The CRC register update is linear over GF(2), which gives two ways to vectorise it with numpy:
-#  - many independent byte strings advance together (one numpy op per byte position, not per byte);
-#  - one long string is cut into equal lanes whose raw CRCs (zero init, no final xor) are computed together
-#    and merged: raw(A + B) = shift_len(B)(raw(A)) ^ raw(B), where shift_n (feeding n zero bytes) is a
-#    linear map, applied through four 256-entry tables like any 32x32 GF(2) matrix.
-# The 0xFFFFFFFF initial register adds shift_n(0xFFFFFFFF) to the raw CRC of an n-byte string.
-# ---------------------------------------------------------------------------------------------------------
-
-_POLYNOMIAL = 0x82F63B78
 _MASK_DELTA = 0xA282EAD8
-
-
-def _byte_table() -> np.ndarray:
-    table = np.arange(256, dtype=np.uint32)
-    for _ in range(8):
-        table = np.where(table & 1, (table >> 1) ^ np.uint32(_POLYNOMIAL), table >> 1).astype(np.uint32)
-    return table
-
-
-_TABLE = _byte_table()
-
-
-def _word_tables() -> np.ndarray:
-    """_WORD[k][w]: the raw register after the 16-bit little-endian word w followed by 2k zero bytes."""
-    after_zeros = [_TABLE]  # after_zeros[j][b]: register after byte b then j zero bytes
-    for _ in range(7):
-        after_zeros.append((after_zeros[-1] >> 8) ^ _TABLE[after_zeros[-1] & 0xFF])
-    words = np.arange(65536, dtype=np.uint32)
-    return np.stack([after_zeros[2 * k + 1][words & 0xFF] ^ after_zeros[2 * k][words >> 8] for k in range(4)])
-
-
-_WORD = _word_tables()
-
-
-def _apply(tables: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Apply a GF(2)-linear map on uint32 given as four byte tables (tables[k][b] = map(b << 8k))."""
-    return (tables[0][values & 0xFF] ^ tables[1][(values >> 8) & 0xFF]
-            ^ tables[2][(values >> 16) & 0xFF] ^ tables[3][values >> 24])
-
-
-def _compose(second: np.ndarray, first: np.ndarray) -> np.ndarray:
-    return _apply(second, first.reshape(-1)).reshape(4, 256)
-
-
-@lru_cache(maxsize=64)
-def _zeros_operator(length: int) -> np.ndarray:
-    """The linear map 'feed `length` zero bytes into a raw CRC register', as four byte tables."""
-    basis = (np.arange(256, dtype=np.uint32)[None, :] << (8 * np.arange(4, dtype=np.uint32))[:, None])
-    if length == 0:
-        return basis
-    if length == 1:
-        return (basis >> 8) ^ _TABLE[basis & 0xFF]
-    half = _zeros_operator(length // 2)
-    result = _compose(half, half)
-    if length % 2:
-        result = _compose(_zeros_operator(1), result)
-    return result
-
-
-def _raw_crc_lanes(lanes: np.ndarray) -> np.ndarray:
-    """Raw CRC of every lane of a uint8 [count, lanes, L] array (L a multiple of 8) -> uint32 [count, lanes].
-
-    Eight bytes per step through four 16-bit tables; one transposing copy makes each step read contiguous
-    memory.
-    """
-    count, width, length = lanes.shape
-    halves = np.empty((length // 2, count, width), dtype=np.uint16)
-    halves[...] = lanes.view("<u2").transpose(2, 0, 1)
-    halves = halves.reshape(length // 2, count * width)
-    crc = np.zeros(count * width, dtype=np.uint32)
-    for row in range(0, halves.shape[0], 4):
-        step = _WORD[3][(crc & 0xFFFF) ^ halves[row]]
-        step ^= _WORD[2][(crc >> 16) ^ halves[row + 1]]
-        step ^= _WORD[1][halves[row + 2]]
-        step ^= _WORD[0][halves[row + 3]]
-        crc = step
-    return crc.reshape(count, width)
-
-
-def _raw_crc_rows(rows: np.ndarray) -> np.ndarray:
-    """Raw CRC (zero init, no final xor) of every row of a uint8 [count, width] array -> uint32 [count].
-
-    The rows' tails are cut into equal lanes (up to 64k lanes in all, at least 64 bytes each) computed
-    together and merged pairwise; the short head left over is done the same way, recursively.
-    """
-    count, width = rows.shape
-    lanes = 1
-    while lanes * 2 * 64 <= width and count * lanes * 2 <= 65536:
-        lanes *= 2
-    lane_length = width // lanes // 8 * 8
-    if lane_length == 0:  # fewer than 8 bytes: one byte per step
-        crc = np.zeros(count, dtype=np.uint32)
-        for column in range(width):
-            crc = _TABLE[(crc ^ rows[:, column]) & 0xFF] ^ (crc >> 8)
-        return crc
-    head = width - lanes * lane_length
-    crc = _raw_crc_lanes(rows[:, head:].reshape(count, lanes, lane_length))
-    span = lane_length
-    while crc.shape[1] > 1:
-        crc = _apply(_zeros_operator(span), crc[:, 0::2]) ^ crc[:, 1::2]
-        span *= 2
-    crc = crc[:, 0]
-    if head:
-        crc ^= _apply(_zeros_operator(width - head), _raw_crc_rows(rows[:, :head]))
-    return crc
-
-
-def _hardware_crc32c():
-    """google_crc32c's value() when its compiled implementation is installed, else None."""
-    try:
-        import google_crc32c
-    except ImportError:
-        return None
-    return google_crc32c.value if google_crc32c.implementation == "c" else None
-
-
-_HARDWARE_CRC32C = _hardware_crc32c()
-# Row length from which one library call per row beats the vectorised numpy code (~0.25 us per call).
-_HARDWARE_MIN_LENGTH = 256
-
-
-def crc32c_rows(rows: np.ndarray) -> np.ndarray:
-    """CRC32C of each row of a uint8 [B, n] array -> uint32 [B].
-
-    The 0xFFFFFFFF initial register contributes, by linearity, n zero-byte shifts of itself.
-    """
-    rows = np.asarray(rows, dtype=np.uint8)
-    if _HARDWARE_CRC32C is not None and rows.shape[-1] >= _HARDWARE_MIN_LENGTH:
-        return np.fromiter((_HARDWARE_CRC32C(row.tobytes()) for row in rows), dtype=np.uint32, count=len(rows))
-    if rows.size <= _SMALL:  # a few short records: plain Python beats dozens of tiny numpy calls
-        return np.array([_crc32c_bytewise(row.tobytes()) for row in rows], dtype=np.uint32).reshape(len(rows))
-    init = _apply(_zeros_operator(rows.shape[1]), np.array([0xFFFFFFFF], dtype=np.uint32))
-    return _raw_crc_rows(rows) ^ init ^ np.uint32(0xFFFFFFFF)
-
-
-_TABLE_LIST = _TABLE.tolist()
-_SMALL = 512
-
-
-def _crc32c_bytewise(data: bytes) -> int:
-    crc = 0xFFFFFFFF
-    table = _TABLE_LIST
-    for byte in data:
-        crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
-    return crc ^ 0xFFFFFFFF
-
-
-def crc32c(data: bytes) -> int:
-    """CRC32C (Castagnoli) of a byte string; crc32c(b"123456789") == 0xE3069283."""
-    return int(crc32c_rows(np.frombuffer(data, dtype=np.uint8)[None, :])[0])
 
 
 def masked_crc(crc: np.ndarray | int) -> np.ndarray | int:
@@ -189,124 +36,6 @@ def masked_crc(crc: np.ndarray | int) -> np.ndarray | int:
     crc = np.asarray(crc, dtype=np.uint32)
     return ((crc >> np.uint32(15)) | (crc << np.uint32(17))) + np.uint32(_MASK_DELTA)
 
-
-# ---------------------------------------------------------------------------------------------------------
-# Minimal protobuf wire-format decoding of tf.train.Example:
-#   Example { Features features = 1; }   Features { map<string, Feature> feature = 1; }
-#   Feature { oneof { BytesList bytes_list = 1; FloatList float_list = 2; Int64List int64_list = 3; } }
-#   BytesList { repeated bytes value = 1; }   Int64List { repeated int64 value = 1 [packed]; }
-# ---------------------------------------------------------------------------------------------------------
-
-
-class _WireError(ValueError):
-    pass
-
-
-def _varint(buffer: bytes, position: int, end: int) -> tuple[int, int]:
-    result = 0
-    shift = 0
-    while True:
-        if position >= end or shift > 63:
-            raise _WireError("bad varint")
-        byte = buffer[position]
-        position += 1
-        result |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return result, position
-        shift += 7
-
-
-def _fields(buffer: bytes, start: int, end: int) -> Iterator[tuple[int, int, int | tuple[int, int]]]:
-    """Yield (field number, wire type, value); length-delimited values as (start, end) spans."""
-    position = start
-    while position < end:
-        key, position = _varint(buffer, position, end)
-        number, wire_type = key >> 3, key & 7
-        if wire_type == 0:
-            value, position = _varint(buffer, position, end)
-            yield number, wire_type, value
-        elif wire_type == 2:
-            length, position = _varint(buffer, position, end)
-            if position + length > end:
-                raise _WireError("field runs past its message")
-            yield number, wire_type, (position, position + length)
-            position += length
-        elif wire_type == 1:
-            position += 8
-        elif wire_type == 5:
-            position += 4
-        else:
-            raise _WireError(f"unsupported wire type {wire_type}")
-    if position != end:
-        raise _WireError("message ends inside a field")
-
-
-def _to_int64(value: int) -> int:
-    return value - (1 << 64) if value >= 1 << 63 else value
-
-
-def _int64_list(buffer: bytes, start: int, end: int) -> list[int]:
-    values: list[int] = []
-    for number, wire_type, value in _fields(buffer, start, end):
-        if number != 1:
-            continue
-        if wire_type == 0:  # unpacked
-            values.append(_to_int64(value))
-        elif wire_type == 2:  # packed
-            position, stop = value
-            while position < stop:
-                item, position = _varint(buffer, position, stop)
-                values.append(_to_int64(item))
-    return values
-
-
-def _bytes_list(buffer: bytes, start: int, end: int) -> list[tuple[int, int]]:
-    return [value for number, wire_type, value in _fields(buffer, start, end) if number == 1 and wire_type == 2]
-
-
-def decode_example(record: bytes) -> tuple[tuple[int, ...], int, int]:
-    """Decode an Example holding `shape` and `data` -> (shape, data start, data end) within `record`.
-
-    The image bytes are not copied; the caller slices them out.
-    """
-    shape: list[int] | None = None
-    data: tuple[int, int] | None = None
-    for number, wire_type, features in _fields(record, 0, len(record)):
-        if number != 1 or wire_type != 2:
-            continue
-        for entry_number, entry_type, entry in _fields(record, *features):
-            if entry_number != 1 or entry_type != 2:
-                continue
-            key: bytes | None = None
-            feature: tuple[int, int] | None = None
-            for item_number, item_type, item in _fields(record, *entry):
-                if item_number == 1 and item_type == 2:
-                    key = bytes(record[item[0]:item[1]])
-                elif item_number == 2 and item_type == 2:
-                    feature = item
-            if feature is None:
-                continue
-            for kind, kind_type, payload in _fields(record, *feature):
-                if kind_type != 2:
-                    continue
-                if key == b"shape" and kind == 3:
-                    shape = _int64_list(record, *payload)
-                elif key == b"data" and kind == 1:
-                    values = _bytes_list(record, *payload)
-                    if len(values) != 1:
-                        raise _WireError(f"feature 'data' holds {len(values)} byte strings, expected 1")
-                    data = values[0]
-    if shape is None or data is None:
-        missing = " and ".join(name for name, value in (("shape", shape), ("data", data)) if value is None)
-        raise _WireError(f"Example has no {missing} feature")
-    if len(shape) != 3 or min(shape) <= 0 or shape[0] * shape[1] * shape[2] != data[1] - data[0]:
-        raise _WireError(f"shape {shape} does not match {data[1] - data[0]} data bytes")
-    return tuple(shape), data[0], data[1]
-
-
-# ---------------------------------------------------------------------------------------------------------
-# The reader.
-# ---------------------------------------------------------------------------------------------------------
 
 _FILE_PATTERN = re.compile(r"^(?P<name>.*)-r(?P<log2>\d\d)\.tfrecords$")
 _HEADER = 12  # uint64 length + uint32 masked CRC of the length
@@ -490,9 +219,9 @@ class TfrecordsReader(LabelFileReader):
     def _decode(self, resolution: int, number: int, record: bytes) -> tuple[tuple[int, ...], int, int]:
         try:
             return decode_example(record)
-        except _WireError as error:
+        except WireError as error:
             raise PgdataError(f"record {number}: not a valid tf.train.Example ({error})",
-                              self.files[resolution]) from None
+                              self.files[resolution]) from error
 
     def _read_record(self, resolution: int, number: int) -> bytes:
         blob = self._read_span(resolution, number, number + 1)

@@ -86,9 +86,9 @@ def load_pickle(path: Path) -> Any:
             return _NumpyOnlyUnpickler(file, encoding="latin1").load()
     except PgdataError:
         raise
-    except MemoryError:  # an opcode claiming an absurd length (a damaged file), or a machine too small
+    except MemoryError as error:  # an opcode claiming an absurd length (a damaged file), or a machine too small
         raise PgdataError(f"cannot read pickle: it asks for more memory than this machine has (the file has "
-                          f"{path.stat().st_size} bytes: damaged?)", path) from None
+                          f"{path.stat().st_size} bytes: damaged?)", path) from error
     except Exception as error:  # truncated or corrupt pickles raise many types
         raise PgdataError(f"cannot read pickle: {type(error).__name__}: {error}", path) from error
 

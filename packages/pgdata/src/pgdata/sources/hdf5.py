@@ -1,38 +1,24 @@
-"""create_from_hdf5: the legacy multi-resolution HDF5 of the Theano-era h5tool.py."""
+"""create_from_hdf5: the legacy multi-resolution HDF5 of the Theano-era h5tool.py, as a Source.
+
+The h5py details (opening, members, the labels file's name) live in pgdata.formats.hdf5, next to the reader.
+"""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
+from pgdata.common.resolution import LOWEST_RESOLUTION, is_power_of_two
 from pgdata.errors import PgdataError
 from pgdata.formats.base import open_regular_file, read_npy
-from pgdata.formats.hdf5 import open_member
+from pgdata.formats.hdf5 import labels_path, open_hdf5_file, open_member
 from pgdata.sources.base import Source, SourceInfo
 from pgdata.sources.common import INPUT_ORDER, SHUFFLED, shuffled_order
 
 #: Records read per h5py call.
 HDF5_CHUNK = 256
-
-
-def labels_path(hdf5_file: Path) -> Path:
-    """`<file without extension>-labels.npy`, where h5tool.py put the labels (os.path.splitext, as the
-    official code)."""
-    return Path(os.path.splitext(str(hdf5_file))[0] + "-labels.npy")
-
-
-def _open(path: Path):
-    import h5py
-
-    if not path.is_file():
-        raise PgdataError("file missing", path)
-    try:
-        return h5py.File(path, "r")
-    except Exception as error:  # OSError with HDF5's message for damaged or foreign files
-        raise PgdataError(f"cannot open HDF5 file: {error}", path) from error
 
 
 def _largest_dataset_name(hdf5_file, path: Path) -> str:
@@ -58,7 +44,7 @@ class Hdf5Source(Source):
 
     def __init__(self, hdf5_filename: str | Path, shuffle: bool = True):
         self.path = Path(hdf5_filename)
-        with _open(self.path) as file:
+        with open_hdf5_file(self.path) as file:
             self.dataset = _largest_dataset_name(file, self.path)
             shape = file[self.dataset].shape
             dtype = file[self.dataset].dtype
@@ -66,7 +52,7 @@ class Hdf5Source(Source):
         if dtype != np.uint8 or channels not in (1, 3) or height != width or num_images == 0:
             raise PgdataError(f"dataset '{self.dataset}' must be uint8 [N>0, 1 or 3, r, r], got {dtype} "
                               f"{list(shape)}", self.path)
-        if width < 4 or width & (width - 1):
+        if not is_power_of_two(width, LOWEST_RESOLUTION):
             raise PgdataError(f"dataset '{self.dataset}': resolution {width} is not a power of two >= 4",
                               self.path)
         self.order = shuffled_order(num_images) if shuffle else np.arange(num_images)
@@ -92,7 +78,7 @@ class Hdf5Source(Source):
 
     def iter_chunks(self, start: int = 0) -> Iterator[np.ndarray]:
         """h5py reads increasing index lists only: read each chunk sorted, then put it in record order."""
-        with _open(self.path) as file:
+        with open_hdf5_file(self.path) as file:
             data = file[self.dataset]
             for begin in range(start, len(self.order), HDF5_CHUNK):
                 wanted = self.order[begin : begin + HDF5_CHUNK]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pgdata.common.resolution import LOWEST_RESOLUTION, is_power_of_two
 from pgdata.errors import PgdataError
 from pgdata.sources.base import Source, SourceInfo
 from pgdata.sources.common import INPUT_ORDER, SHUFFLED, parallel_chunks, shuffled_order
@@ -127,7 +128,7 @@ class ImageFolderSource(Source):
                 raise PgdataError(f"is {width}x{height}, not square: images must be square (or pass "
                                   "--resolution R to centre-crop and resize them)", self.files[0])
             resolution = height
-        if resolution < 4 or resolution & (resolution - 1):
+        if not is_power_of_two(resolution, LOWEST_RESOLUTION):
             raise PgdataError(f"resolution {resolution} is not a power of two >= 4 (pass --resolution R to "
                               "resize)", self.files[0])
         self.order = shuffled_order(len(self.files)) if shuffle else np.arange(len(self.files))

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pgdata.common.resolution import LOWEST_RESOLUTION, is_power_of_two
 from pgdata.errors import PgdataError
 from pgdata.parallel import ordered_map
 from pgdata.sources.base import Source, SourceInfo
@@ -121,7 +122,7 @@ def lmdb_pages_needed(header: bytes) -> tuple[int, int] | None:
     if len(header) < 152:
         return None
     page_size = _LMDB_PAGE_SIZE.unpack_from(header, 40)[0]
-    if page_size < 512 or page_size & (page_size - 1) or len(header) < page_size + 152:
+    if not is_power_of_two(page_size, 512) or len(header) < page_size + 152:
         return None
     metas = []
     for offset in (0, page_size):
@@ -141,7 +142,7 @@ def check_lmdb_size(data_file: Path) -> None:
             header = file.read(2 * 65536 + 152)
             size = os.fstat(file.fileno()).st_size
     except OSError as error:
-        raise PgdataError(f"cannot read LMDB data file: {error.strerror or error}", data_file) from None
+        raise PgdataError(f"cannot read LMDB data file: {error.strerror or error}", data_file) from error
     if len(header) < 152:
         raise PgdataError(f"not an LMDB data file: {size} bytes, too short for LMDB's meta pages", data_file)
     needed = lmdb_pages_needed(header)
@@ -178,7 +179,7 @@ class LsunSource(Source):
 
     def __init__(self, lmdb_dir: str | Path, resolution: int = 256, max_images: int | None = None,
                  workers: int | None = None):
-        if resolution < 4 or resolution & (resolution - 1):
+        if not is_power_of_two(resolution, LOWEST_RESOLUTION):
             raise PgdataError(f"--resolution must be a power of two >= 4, got {resolution}")
         if max_images is not None and max_images < 1:
             raise PgdataError(f"--max_images must be at least 1, got {max_images}")

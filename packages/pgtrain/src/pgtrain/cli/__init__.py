@@ -39,6 +39,6 @@ def main() -> None:
         if debug or error.errno not in ENVIRONMENT_ERRNOS:
             raise
         where = f"{error.filename}: " if error.filename else ""
-        print(f"pgtrain: error: {where}{error.strerror or error} (the last snapshot written is intact; "
-              "--resume continues from it)", file=sys.stderr)
+        print(f"pgtrain: error: {where}{error.strerror or error} (the last training state written is "
+              "intact; --resume, or the same --run-dir, continues from it)", file=sys.stderr)
         sys.exit(1)

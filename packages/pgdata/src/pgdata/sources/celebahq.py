@@ -1,10 +1,11 @@
-"""CelebA-HQ as a pgdata Source: records in the original's order, built in parallel, checked by md5.
+"""create_celebahq: CelebA-HQ as a pgdata Source, records in the original's order, built in parallel, checked by md5.
 
 Matches the official create_celebahq: record k is image_list row `order[k]` with
 order = RandomState(123).shuffle(arange(N)); every image must match its proc_md5 and, after the delta,
 its final_md5. Work per record runs in worker processes (pgdata.parallel.ordered_map; the original used 4
 threads), results come back in record order, and iter_chunks(start) begins at record `start` directly,
-so an interrupted build resumes without redoing earlier images.
+so an interrupted build resumes without redoing earlier images. The image pipeline, its kernels and the
+deltas live in pgdata.celebahq.
 """
 
 from __future__ import annotations
@@ -19,16 +20,11 @@ import numpy as np
 
 from pgdata.celebahq import deltas
 from pgdata.celebahq.inputs import CELEBA_000001_MD5, Inputs, check_reference_jpeg, read_inputs
+from pgdata.common.atomic import write_text
 from pgdata.errors import PgdataError
 from pgdata.parallel import ordered_map
 from pgdata.sources.base import Source, SourceInfo
-
-
-def shuffled_order(count: int) -> np.ndarray:
-    """The original exporter's choose_shuffled_order."""
-    order = np.arange(count)
-    np.random.RandomState(123).shuffle(order)
-    return order
+from pgdata.sources.common import shuffled_order
 
 
 @dataclass(frozen=True)
@@ -188,12 +184,13 @@ class CelebAHQSource(Source):
                               f"{self.failures[0].line()}{where}; the dataset was not completed")
 
     def _write_report(self) -> None:
+        """The --report file, written whole or not at all: an earlier report is kept if this one fails."""
         if self.report_path is None:
             return
         report = {"failures": [failure.__dict__ for failure in self.failures],
                   "celeba_dir": str(self.inputs.celeba_dir), "delta_dir": str(self.inputs.delta_dir)}
         self.report_path.parent.mkdir(parents=True, exist_ok=True)
-        self.report_path.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+        write_text(self.report_path, json.dumps(report, indent=1) + "\n", error_type=PgdataError)
 
     def warnings(self) -> list[str]:
         return list(self._warnings)
