@@ -26,8 +26,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
-import re
 import shlex
 import subprocess
 import sys
@@ -41,18 +39,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reproduce_report import write_report  # noqa: E402 - the sibling module, found through the line above
 
 from pgdata.common.atomic import write_json  # noqa: E402
+from pgdata.common.run_files import list_snapshots  # noqa: E402
 from pgdata.progress import format_time  # noqa: E402
+from pgmetrics.errors import PgmetricsError  # noqa: E402
+from pgmetrics.evaluate import count_label  # noqa: E402
+from pgmetrics.inception import find_weights  # noqa: E402
 
 STAGES = 4
 #: GPU count -> the official preset (config.py's v2 presets); 0 GPUs trains on the CPU with the 1-GPU preset.
 GPU_PRESETS = {0: "v2-1gpu", 1: "v2-1gpu", 2: "v2-2gpus", 4: "v2-4gpus", 8: "v2-8gpus"}
 DONE_MARKER = "_training-done.txt"
 FINAL_SNAPSHOT = "network-final.pt"
-SNAPSHOT_PATTERN = re.compile(r"network-snapshot-(\d+)\.pt$")
 #: Where pgmetrics looks for the TF-Inception weights when --inception-weights is not given (its documented order:
 #: `pgmetrics evaluate --help`): $PGMETRICS_INCEPTION_WEIGHTS, then these names in $PGMETRICS_CACHE, else
 #: $XDG_CACHE_HOME/pgmetrics, else ~/.cache/pgmetrics.
-INCEPTION_FILENAMES = ("pt_inception-2015-12-05-6726825d.pth", "weights-inception-2015-12-05-6726825d.pth")
 
 
 class ReproduceError(Exception):
@@ -310,17 +310,8 @@ def option_values(args: list[str], *names: str) -> list[str]:
     return values
 
 
-def count_label(num: int) -> str:
-    """The count in pgmetrics' metric file names: 16384 -> 16k, 50000 -> 50k, 16 -> 16 (`pgmetrics evaluate`)."""
-    if num % 1000 == 0:
-        return f"{num // 1000}k"
-    if num % 1024 == 0:
-        return f"{num // 1024}k"
-    return str(num)
-
-
 def snapshot_kimgs(run_dir: Path) -> set[int]:
-    return {int(m.group(1)) for p in run_dir.glob("network-snapshot-*.pt") if (m := SNAPSHOT_PATTERN.match(p.name))}
+    return {kimg for kimg, _ in list_snapshots(run_dir)} if run_dir.is_dir() else set()
 
 
 def scored_kimgs(table: Path) -> set[int]:
@@ -341,14 +332,14 @@ def metric_complete(run_dir: Path, metric: str, num: int) -> bool:
 
 
 def inception_weights_found(user_args: list[str]) -> bool:
-    """Whether pgmetrics would find the TF-Inception weights (its lookup order, see INCEPTION_FILENAMES)."""
+    """Whether pgmetrics will find the TF-Inception weights: an explicit --inception-weights, else its own lookup."""
     if option_values(user_args, "--inception-weights"):
         return True
-    if os.environ.get("PGMETRICS_INCEPTION_WEIGHTS"):
-        return Path(os.environ["PGMETRICS_INCEPTION_WEIGHTS"]).expanduser().is_file()
-    cache = os.environ.get("PGMETRICS_CACHE")
-    folder = Path(cache) if cache else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pgmetrics"
-    return any((folder.expanduser() / name).is_file() for name in INCEPTION_FILENAMES)
+    try:
+        find_weights()
+    except PgmetricsError:
+        return False
+    return True
 
 
 @dataclass

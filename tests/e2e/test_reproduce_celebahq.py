@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from pgmetrics.inception import WEIGHTS_FILENAMES
 from tests.conftest import REPO_ROOT, load_module, require_fixture
 
 reproduce = load_module(REPO_ROOT / "tools" / "reproduce_celebahq.py", "reproduce_celebahq")
@@ -187,7 +188,7 @@ def test_fid_is_skipped_with_a_note_without_weights_and_run_when_asked_or_found(
     asked = _plan(tmp_path, "--gpus", "0", "--pgmetrics-args=--metrics fid --num 16")
     assert [step.skip for step in reproduce.metric_steps(asked, set())] == [""]
     (tmp_path / "cache").mkdir()
-    (tmp_path / "cache" / reproduce.INCEPTION_FILENAMES[0]).write_bytes(b"")
+    (tmp_path / "cache" / WEIGHTS_FILENAMES[0]).write_bytes(b"")
     fid = {step.label: step for step in reproduce.metric_steps(_plan(tmp_path, "--gpus", "0"), set())}["fid 50k"]
     assert fid.skip == ""
 

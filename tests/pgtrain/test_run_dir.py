@@ -12,21 +12,13 @@ import json
 import pytest
 import torch
 
-from pgdata.exporter import export_dataset
 from pgtrain import loop as loop_module
 from pgtrain.errors import PgtrainError
 from pgtrain.run_dir import classify_run_dir
 from tests.pgtrain.test_loop import TINY
-from tests.pgtrain.test_training_cli import TinySource, _invoke
+from tests.pgtrain.test_training_cli import _invoke
 
 TINY_SETTINGS = [arg for item in TINY for arg in ("--set", item)]
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    """12 random 16x16 RGB images as pgshards."""
-    return export_dataset(TinySource(), tmp_path_factory.mktemp("data") / "tiny", command="test", arguments={},
-                          quiet=True)
 
 
 def _run(data, run_dir, *extra):

@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from pgdata.exporter import export_dataset
 from pgtrain.errors import PgtrainError
 from tests.pgtrain.test_loop import TINY
-from tests.pgtrain.test_training_cli import TinySource, _invoke
+from tests.pgtrain.test_training_cli import _invoke
 
 pytest.importorskip("pgmetrics.settings", reason="pgmetrics with its settings module is not installed")
 
@@ -21,13 +20,6 @@ pytest.importorskip("pgmetrics.settings", reason="pgmetrics with its settings mo
 SCORED = [*TINY, "sched.minibatch_base=32", "sched.lod_training_kimg=0.5", "sched.lod_transition_kimg=0.5",
           "sched.tick_kimg_base=1", "train.total_kimg=3", "train.network_snapshot_ticks=1"]
 SETTINGS = [arg for item in SCORED for arg in ("--set", item)]
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    """12 random 16x16 RGB images as pgshards."""
-    return export_dataset(TinySource(), tmp_path_factory.mktemp("data") / "tiny", command="test", arguments={},
-                          quiet=True)
 
 
 def _run(data, run_dir, *extra):

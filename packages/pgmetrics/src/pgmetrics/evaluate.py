@@ -19,13 +19,13 @@ random half of the real images (official misc.apply_mirror_augment; seeded here)
 from __future__ import annotations
 
 import json
-import re
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
+from pgdata.common import run_files
 from pgdata.hashing import file_sha256
 from pgdata.progress import format_time
 from pgmetrics import inception, registry
@@ -36,8 +36,6 @@ from pgmetrics.plot import plot_series
 from pgmetrics.record import MetricRecord, Row, read_record, record_path, write_record
 from pgmetrics.settings import check_weights_available
 from pgmetrics.sources import ImageSource, SnapshotSource, open_source, read_run_config
-
-SNAPSHOT_PATTERN = re.compile(r"network-snapshot-(\d+)\.pt$")
 
 
 def count_label(num: int) -> str:
@@ -50,7 +48,7 @@ def count_label(num: int) -> str:
 
 
 def list_snapshots(run_dir: Path) -> list[tuple[int, Path]]:
-    found = sorted((int(m.group(1)), p) for p in run_dir.iterdir() if (m := SNAPSHOT_PATTERN.match(p.name)))
+    found = run_files.list_snapshots(run_dir)
     if not found:
         raise PgmetricsError("no network-snapshot-NNNNNN.pt files", run_dir)
     return found

@@ -29,6 +29,7 @@ from typing import Any
 
 import torch
 
+from pgdata.common.run_files import DONE_MARKER_NAME, FINAL_SNAPSHOT_NAME, snapshot_name
 from pgdata.formats.base import DatasetReader
 from pgtrain import distributed
 from pgtrain.checkpoint import Snapshot, load_snapshot
@@ -43,7 +44,7 @@ from pgtrain.networks import Discriminator, Generator
 from pgtrain.networks.common import split_lod
 from pgtrain.precision import LossScale, check_precision
 from pgtrain.reporting import Reporter, StepStats, tick_line, tick_record
-from pgtrain.run_dir import DONE_NAME, FINAL_NAME, LogTee, snapshot_name
+from pgtrain.run_dir import LogTee
 from pgtrain.schedule import SchedulePoint, lod_level_changed, minibatch_at, schedule_at, trained_resolutions
 from pgtrain.snapshot_metrics import SnapshotMetrics
 from pgtrain.training_state import (
@@ -219,9 +220,9 @@ class Trainer:
                 self.state.elapsed_sec = time.time() - start_time
                 self._stop()
                 return False
-        self.checkpoints.save_network(self, FINAL_NAME)
+        self.checkpoints.save_network(self, FINAL_SNAPSHOT_NAME)
         if self.run_dir is not None and distributed.is_main():
-            (self.run_dir / DONE_NAME).write_text("")
+            (self.run_dir / DONE_MARKER_NAME).write_text("")
         self._close()
         return True
 

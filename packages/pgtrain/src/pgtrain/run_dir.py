@@ -8,12 +8,12 @@ import re
 import sys
 from pathlib import Path
 
+from pgdata.common.run_files import DONE_MARKER_NAME as DONE_NAME
+from pgdata.common.run_files import FINAL_SNAPSHOT_NAME as FINAL_NAME
+from pgdata.common.run_files import SNAPSHOT_PATTERN
 from pgtrain.errors import PgtrainError
 
-SNAPSHOT_PATTERN = re.compile(r"network-snapshot-(\d+)\.pt$")
 STATE_PATTERN = re.compile(r"training-state-(\d+)\.pt$")
-FINAL_NAME = "network-final.pt"
-DONE_NAME = "_training-done.txt"
 CONFIG_NAME = "config.json"
 LOG_NAME = "log.txt"
 
@@ -31,10 +31,6 @@ def create_run_dir(results: str | Path, description: str) -> Path:
             return path
         except FileExistsError:
             continue
-
-
-def snapshot_name(kimg: int) -> str:
-    return f"network-snapshot-{kimg:06d}.pt"
 
 
 def state_name(kimg: int) -> str:
