@@ -31,12 +31,6 @@ class TinySource(Source):
         yield self.images[start:]
 
 
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    return export_dataset(TinySource(), tmp_path_factory.mktemp("data") / "tiny", command="test", arguments={},
-                          quiet=True)
-
-
 def _invoke(args):
     threads = torch.get_num_threads()
     try:
@@ -92,6 +86,19 @@ def test_console_error_is_one_line_with_exit_status_1(tmp_path):
     assert process.returncode == 1
     assert process.stderr.count("\n") == 1 and process.stderr.startswith("pgtrain: error: ")
     assert "not a dataset" in process.stderr
+
+
+def test_a_network_too_narrow_for_the_resolution_is_one_line(dataset, tmp_path):
+    """fmap_base=4 at 16x16 rounds the last stage's width down to 0 (the official nf()): refused by name, not a
+    ZeroDivisionError from inside torch."""
+    settings = [arg for item in [*TINY, "G.fmap_base=4", "D.fmap_base=4"] for arg in ("--set", item)]
+    result = _invoke(["run", "--data", str(dataset), "--results", str(tmp_path / "results"), "--device", "cpu",
+                      "--cpu-threads", "1", *settings])
+    assert result.exit_code != 0
+    assert isinstance(result.exception, PgtrainError)
+    message = str(result.exception)
+    assert message.startswith("bad network setting: fmap_base=4") and "\n" not in message
+    assert "0 feature maps at stage 3 of a 16x16 network" in message
 
 
 def test_run_then_resume_through_the_cli(dataset, tmp_path):

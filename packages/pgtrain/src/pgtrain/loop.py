@@ -167,8 +167,8 @@ class Trainer:
         try:
             G = Generator(**self.network_kwargs["G"])
             D = Discriminator(**self.network_kwargs["D"])
-        except TypeError as error:
-            raise PgtrainError(f"bad network setting: {error}") from None
+        except (TypeError, ValueError) as error:
+            raise PgtrainError(f"bad network setting: {error}") from error
         config = self.config
         self.G, self.D = G.to(self.device), D.to(self.device)
         self.Gs = copy.deepcopy(self.G).requires_grad_(False)

@@ -10,6 +10,16 @@ def feature_maps(stage: int, fmap_base: int, fmap_decay: float, fmap_max: int) -
     return min(int(fmap_base / (2.0 ** (stage * fmap_decay))), fmap_max)
 
 
+def check_feature_maps(resolution_log2: int, fmap_base: int, fmap_decay: float, fmap_max: int) -> None:
+    """Every stage a network of this resolution builds (0 .. resolution_log2 - 1) has at least one channel: the
+    official nf() rounds down, so a small fmap_base gives empty layers that fail deep inside torch."""
+    for stage in range(resolution_log2):
+        if feature_maps(stage, fmap_base, fmap_decay, fmap_max) < 1:
+            raise ValueError(f"fmap_base={fmap_base}, fmap_decay={fmap_decay}, fmap_max={fmap_max} give 0 feature "
+                             f"maps at stage {stage} of a {2**resolution_log2}x{2**resolution_log2} network; "
+                             f"raise fmap_base (>= {2**resolution_log2 // 2} with fmap_decay=1)")
+
+
 def resolution_log2(resolution: int) -> int:
     """log2 of a power-of-two resolution >= 4 (the official networks assert the same)."""
     log2 = int(round(math.log2(resolution))) if resolution > 0 else 0

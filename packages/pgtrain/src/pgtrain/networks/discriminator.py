@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pgtrain.networks.common import feature_maps, resolution_log2, split_lod
+from pgtrain.networks.common import check_feature_maps, feature_maps, resolution_log2, split_lod
 from pgtrain.networks.layers import (
     EqualizedConv2d,
     EqualizedLinear,
@@ -75,6 +75,7 @@ class Discriminator(nn.Module):
         self.resolution_log2 = resolution_log2(resolution)
         self.num_channels, self.resolution, self.label_size = num_channels, resolution, label_size
         self.max_lod = self.resolution_log2 - 2
+        check_feature_maps(self.resolution_log2, fmap_base, fmap_decay, fmap_max)
 
         def nf(stage: int) -> int:
             return feature_maps(stage, fmap_base, fmap_decay, fmap_max)
