@@ -208,3 +208,22 @@ def test_a_full_disk_or_a_read_only_results_folder_is_one_line(dataset, tmp_path
     err = capsys.readouterr().err
     assert exit_info.value.code == 1 and err.count("\n") == 1 and "Traceback" not in err
     assert err.startswith(f"pgtrain: error: {tmp_path / 'results'}: Permission denied")
+
+
+def test_a_run_puts_the_previous_signal_handlers_back(dataset, tmp_path):
+    """The run's SIGINT/SIGTERM handlers live as long as the run: left installed, a process forked later (a pgdata
+    worker pool) inherits them and ignores the pool's SIGTERM."""
+    import signal
+
+    def mine(signum, frame):  # noqa: ARG001
+        return None
+
+    previous = signal.signal(signal.SIGTERM, mine)
+    try:
+        settings = [arg for item in TINY + ["train.total_kimg=0.016"] for arg in ("--set", item)]
+        result = _invoke(["run", "--data", str(dataset), "--results", str(tmp_path / "results"), "--device", "cpu",
+                          "--cpu-threads", "1", *settings])
+        assert result.exit_code == 0, result.output
+        assert signal.getsignal(signal.SIGTERM) is mine
+    finally:
+        signal.signal(signal.SIGTERM, previous)

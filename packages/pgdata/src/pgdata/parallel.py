@@ -53,8 +53,10 @@ def ordered_map(function: Callable[[T], R], items: Iterable[T], workers: int | N
 
 def quiet_worker() -> None:
     """Pool initializer: Ctrl-C reaches the whole process group; the parent handles it and stops the pool,
-    instead of every worker printing a KeyboardInterrupt traceback."""
+    instead of every worker printing a KeyboardInterrupt traceback. SIGTERM is the default again: the pool stops
+    its workers with it, and a handler the parent had installed (forked along) must not keep a worker alive."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def run_task(function: Callable[[T], R], parent: int, item: T) -> R:

@@ -309,9 +309,11 @@ class Trainer:
         return capture(self, self.checkpoints.written_states)
 
 
-def install_signal_handlers(trainer: Trainer) -> None:
+def install_signal_handlers(trainer: Trainer) -> Callable[[], None]:
     """SIGINT / SIGTERM: finish the current minibatch group, write a network snapshot and a training state, exit
-    cleanly."""
+    cleanly. Returns the function that puts the previous handlers back: they must not outlive the run (a process
+    forked later, e.g. a pgdata worker pool, would inherit them and ignore the pool's SIGTERM)."""
+    previous = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     def request_stop(signum, frame):  # noqa: ARG001
         if trainer.stop_requested:  # a second signal: stop now
             raise KeyboardInterrupt
@@ -320,3 +322,9 @@ def install_signal_handlers(trainer: Trainer) -> None:
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
+
+    def restore() -> None:
+        signal.signal(signal.SIGINT, previous[0])
+        signal.signal(signal.SIGTERM, previous[1])
+
+    return restore

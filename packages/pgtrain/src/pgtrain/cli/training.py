@@ -292,8 +292,11 @@ def _train(plan: Plan, results: Path, run_dir_option: Path | None, metric_settin
                       resume_from=plan.resumed, start_from=plan.start_snapshot, start_kimg=plan.start_kimg, metrics=scorer)
     if run_dir is not None and run_dir_option is not None:
         trim_stats(run_dir, trainer.state.cur_tick)  # a rerun repeats the ticks after its training state
-    install_signal_handlers(trainer)
-    finished = trainer.run()
+    restore_signal_handlers = install_signal_handlers(trainer)
+    try:
+        finished = trainer.run()
+    finally:
+        restore_signal_handlers()
     if log is not None:
         log("Training done." if finished else "Training interrupted (snapshot and training state saved).")
         log.close()
