@@ -10,8 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
+from pgdata.common.images import to_uint8 as images_to_uint8
 from pgtrain.checkpoint import save_snapshot
-from pgtrain.generate import generate_images, images_to_uint8, random_latents
+from pgtrain.generate import generate_images, random_latents
 from pgtrain.networks import Discriminator, Generator
 
 
@@ -231,16 +232,10 @@ def test_cli_labels_by_class_index_cycle_over_the_images(tmp_path: Path, monkeyp
 @pytest.mark.parametrize("name", ["r32_released", "r32_gray", "r64_labels"])
 def test_cli_on_imported_networks_matches_the_original_outputs(name: str, tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    from tests.conftest import require_fixture
-    from tests.pgtrain.test_import_tf import _import_config
+    from tests.pgtrain.test_import_tf import _import_config, fixture_inputs_as_files
 
     path = _import_config(name, tmp_path)[0].path
-    data = np.load(require_fixture("tf_networks", f"{name}.npz"))
-    np.save(tmp_path / "z.npy", data["latents"])
-    extra = []
-    if "labels" in data.files:
-        np.save(tmp_path / "y.npy", data["labels"])
-        extra = ["--labels", str(tmp_path / "y.npy")]
+    data, extra = fixture_inputs_as_files(name, tmp_path)
     _run_cli(monkeypatch, "generate", str(path), "--latents", str(tmp_path / "z.npy"), *extra, "--prefix", "",
              "--raw", str(tmp_path / "raw.npy"), "--out", str(tmp_path / "pngs"), "-q")
     recorded = data["Gs_images"][list(data["lods"]).index(0.0)]  # the TF network's own output at its lod 0

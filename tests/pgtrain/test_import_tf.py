@@ -33,6 +33,17 @@ def _config_names() -> list[str]:
         return ["<fixtures absent>"]
 
 
+def fixture_inputs_as_files(name: str, tmp_path: Path) -> tuple[dict, list[str]]:
+    """The fixture's arrays, with its latents saved as z.npy and its labels (if any) as y.npy; the extra
+    `generate` arguments that pass the labels."""
+    data = np.load(require_fixture("tf_networks", f"{name}.npz"))
+    np.save(tmp_path / "z.npy", data["latents"])
+    if "labels" not in data.files:
+        return data, []
+    np.save(tmp_path / "y.npy", data["labels"])
+    return data, ["--labels", str(tmp_path / "y.npy")]
+
+
 def _import_config(name: str, tmp_path: Path):
     pkl = require_fixture("tf_networks", f"{name}.pkl")
     out = save_snapshot(tmp_path / f"{name}.pt", **import_tf_pickle(pkl))
@@ -211,12 +222,7 @@ def test_cli_import_then_generate_reproduces_gs(tmp_path: Path, monkeypatch: pyt
     if not names:
         pytest.skip("tf_networks fixtures absent")
     name = names[0]
-    data = np.load(require_fixture("tf_networks", f"{name}.npz"))
-    np.save(tmp_path / "z.npy", data["latents"])
-    extra = []
-    if "labels" in data.files:
-        np.save(tmp_path / "y.npy", data["labels"])
-        extra = ["--labels", str(tmp_path / "y.npy")]
+    data, extra = fixture_inputs_as_files(name, tmp_path)
     lod = float(data["lods"][-2])
     for argv in (["import-tf", str(require_fixture("tf_networks", f"{name}.pkl")), str(tmp_path / "n.pt")],
                  ["generate", str(tmp_path / "n.pt"), "--latents", str(tmp_path / "z.npy"), *extra,

@@ -29,6 +29,7 @@ from typing import Any
 
 import torch
 
+from pgdata.common.resolution import LOWEST_RESOLUTION, is_power_of_two, resolution_log2
 from pgdata.progress import format_time
 from pgtrain.config import TrainingConfig
 from pgtrain.ema import update_ema
@@ -58,8 +59,8 @@ def split_mode(preset_names: list[str]) -> tuple[list[str], str]:
 
 def check_resolution(resolution: int, full_resolution: int | None = None) -> None:
     """--resolution must be a level: a power of two >= 4, and at most the dataset's resolution."""
-    if resolution < 4 or resolution & (resolution - 1):
-        raise PgtrainError(f"--resolution {resolution}: not a power of two >= 4")
+    if not is_power_of_two(resolution, LOWEST_RESOLUTION):
+        raise PgtrainError(f"--resolution {resolution}: not a power of two >= {LOWEST_RESOLUTION}")
     if full_resolution is not None and resolution > full_resolution:
         raise PgtrainError(f"--resolution {resolution}: larger than the dataset's {full_resolution}x{full_resolution}")
 
@@ -398,7 +399,7 @@ def run_benchmark(config: TrainingConfig, reader, device: torch.device, mode: st
 
     if distributed.world_size() > 1:
         raise PgtrainError("pgtrain bench measures one process; run it without torchrun")
-    resolution_log2 = int(math.log2(reader.resolution))
+    full_log2 = resolution_log2(reader.resolution)
     if processes(config) > 1:  # measure one device's share of a multi-GPU configuration
         config = dataclasses.replace(config, allow_gpu_count_mismatch=True)
     trainer = Trainer(config, reader, None, device=device, log=lambda line="": None)
@@ -412,11 +413,11 @@ def run_benchmark(config: TrainingConfig, reader, device: torch.device, mode: st
         log(f"Configuration for {config.num_gpus} GPUs: one device's share is measured; rates assume "
             f"{report.processes} devices scale linearly (gradient averaging not counted)")
     try:
-        for resolution in bench_resolutions(config.sched, resolution_log2, mode, up_to):
+        for resolution in bench_resolutions(config.sched, full_log2, mode, up_to):
             report.levels.append(measure_level(trainer, resolution, settings, info, log))
     finally:
         trainer.data.close()
-    spent = kimg_per_resolution(config.sched, resolution_log2, config.train.total_kimg)
+    spent = kimg_per_resolution(config.sched, full_log2, config.train.total_kimg)
     report.projection = project(spent, {level.resolution: level.sec_per_kimg for level in report.levels})
     return report
 

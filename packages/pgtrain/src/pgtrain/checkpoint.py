@@ -16,7 +16,6 @@ training-state-NNNNNN.pt files that carry the full training state; import-tf wri
 from __future__ import annotations
 
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any
 
 import torch
 
+from pgdata.common.atomic import atomic_file
 from pgtrain.errors import PgtrainError
 from pgtrain.networks import Discriminator, Generator
 
@@ -47,7 +47,8 @@ def save_snapshot(path: str | os.PathLike, *, network_kwargs: dict[str, dict[str
                   G_state: dict[str, torch.Tensor], D_state: dict[str, torch.Tensor],
                   Gs_state: dict[str, torch.Tensor], training_state: dict[str, Any] | None = None,
                   metadata: dict[str, Any] | None = None) -> Path:
-    """Write a snapshot atomically (temporary name in the same folder, then os.replace)."""
+    """Write a snapshot atomically and durably (pgdata.common.atomic: a temporary name in the same folder,
+    synced to disk, then renamed), so a crash or a full disk never leaves a half snapshot under its name."""
     path = Path(path)
     if set(network_kwargs) != {"G", "D"}:
         raise ValueError('network_kwargs must have exactly the keys "G" and "D"')
@@ -62,24 +63,19 @@ def save_snapshot(path: str | os.PathLike, *, network_kwargs: dict[str, dict[str
     }
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as error:
-        raise PgtrainError(f"{path}: cannot write the snapshot ({error.strerror or error})") from error
-    try:
-        with os.fdopen(handle, "wb") as file:
+        with atomic_file(path, "wb", fsync=True) as file:
             torch.save(payload, file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temp_name, path)
     except (OSError, RuntimeError) as error:  # torch's zip writer reports a full disk as a RuntimeError
-        Path(temp_name).unlink(missing_ok=True)
-        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error).splitlines()[0]
-        raise PgtrainError(f"{path}: cannot write the snapshot ({reason[:200]}); nothing was written under this "
-                           "name and earlier snapshots are intact") from error
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
+        raise PgtrainError(f"{path}: cannot write the snapshot ({_write_failure(error)}); nothing was written "
+                           "under this name and earlier snapshots are intact") from error
     return path
+
+
+def _write_failure(error: OSError | RuntimeError) -> str:
+    """The first line of why a write failed: the system's words, or torch's (at most 200 characters)."""
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror[:200]
+    return str(error).splitlines()[0][:200] if str(error) else type(error).__name__
 
 
 def check_archive(path: Path) -> None:

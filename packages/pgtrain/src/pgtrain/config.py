@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from pgdata.common.resolution import LOWEST_RESOLUTION, is_power_of_two
 from pgtrain.errors import PgtrainError
 from pgtrain.schedule import ScheduleConfig
 
@@ -212,11 +213,11 @@ def _conform_dict(value: Any, hint: Any, key_hint: Any, value_hint: Any) -> dict
         try:
             new_key = _conform(_json_key(key, key_hint), key_hint)
         except _Mismatch as error:
-            raise _Mismatch(value, hint, f"key {key!r}: {error}") from None
+            raise _Mismatch(value, hint, f"key {key!r}: {error}") from error
         try:
             result[new_key] = _conform(item, value_hint)
         except _Mismatch as error:
-            raise _Mismatch(value, hint, f"at {key!r}: {error}") from None
+            raise _Mismatch(value, hint, f"at {key!r}: {error}") from error
     return result
 
 
@@ -229,7 +230,7 @@ def _conform_list(value: Any, hint: Any, item_hint: Any) -> list[Any]:
         try:
             result.append(_conform(item, item_hint))
         except _Mismatch as error:
-            raise _Mismatch(value, hint, f"item {index}: {error}") from None
+            raise _Mismatch(value, hint, f"item {index}: {error}") from error
     return result
 
 
@@ -238,7 +239,7 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
     try:
         return _conform(value, hint)
     except _Mismatch as error:
-        raise PgtrainError(f"setting {key}: {error}") from None
+        raise PgtrainError(f"setting {key}: {error}") from error
 
 
 @functools.cache
@@ -306,10 +307,6 @@ def _finite(value: float) -> bool:
     return math.isfinite(value)
 
 
-def _power_of_two(value: int) -> bool:
-    return value >= 4 and value & (value - 1) == 0
-
-
 # (setting, rule, what the rule says): ranges that the types cannot express, checked before any work starts.
 _RANGES: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
     ("train.total_kimg", lambda v: _finite(v) and v > 0, "a finite number > 0"),
@@ -319,7 +316,7 @@ _RANGES: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
     ("train.network_snapshot_ticks", lambda v: v >= 1, "at least 1"),
     ("train.state_dump_ticks", lambda v: v is None or v >= 1, "at least 1 (or None: network_snapshot_ticks)"),
     ("train.state_dump_keep", lambda v: v >= 1, "at least 1"),
-    ("sched.lod_initial_resolution", _power_of_two, "a power of two >= 4"),
+    ("sched.lod_initial_resolution", lambda v: is_power_of_two(v, LOWEST_RESOLUTION), "a power of two >= 4"),
     ("sched.lod_training_kimg", lambda v: _finite(v) and v >= 0, "a finite number >= 0"),
     ("sched.lod_transition_kimg", lambda v: _finite(v) and v >= 0, "a finite number >= 0"),
     ("sched.minibatch_base", lambda v: v >= 1, "at least 1"),

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from pgdata.common.resolution import LOWEST_RESOLUTION, is_power_of_two, resolution_log2
 from pgdata.formats.base import DatasetReader
 from pgtrain.errors import PgtrainError
 
@@ -38,7 +39,7 @@ class SyntheticReader(DatasetReader):
 
     def __init__(self, resolution: int = 1024, channels: int = 3):
         self.path = Path(f"syn{resolution}{'rgb' if channels == 3 else 'gray'}")
-        self._resolution_log2 = int(np.log2(resolution))
+        self._resolution_log2 = resolution_log2(resolution)
         self._channels = channels
 
     @property
@@ -109,18 +110,24 @@ class ArrayReader(DatasetReader):
             yield self._levels[resolution][first:min(first + batch_size, stop)]
 
 
+def check_full_resolution(resolution: int, where: str | Path) -> None:
+    """The networks need a power-of-two resolution >= 4: anything else is one line naming the dataset."""
+    if not is_power_of_two(resolution, LOWEST_RESOLUTION):
+        raise PgtrainError(f"{where}: resolution {resolution} is not a power of two >= {LOWEST_RESOLUTION}")
+
+
 def open_training_data(path: str | Path | None, synthetic: dict[str, int] | None = None) -> DatasetReader:
     """The reader a run trains on: a synthetic dataset, or any format pgdata reads."""
     if synthetic:
-        return SyntheticReader(int(synthetic.get("resolution", 1024)), int(synthetic.get("channels", 3)))
+        resolution = int(synthetic.get("resolution", 1024))
+        check_full_resolution(resolution, "dataset.synthetic")
+        return SyntheticReader(resolution, int(synthetic.get("channels", 3)))
     if path is None:
         raise PgtrainError("no dataset: give --data DIR (a pgshards, TFRecords or HDF5 dataset)")
     from pgdata.formats import open_dataset
 
     reader = open_dataset(path)
-    resolution = reader.resolution
-    if resolution < 4 or resolution & (resolution - 1):
-        raise PgtrainError(f"{path}: resolution {resolution} is not a power of two >= 4")
+    check_full_resolution(reader.resolution, path)
     if reader.channels not in (1, 3):
         raise PgtrainError(f"{path}: {reader.channels} channels (expected 1 or 3)")
     return reader

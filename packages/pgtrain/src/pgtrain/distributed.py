@@ -16,6 +16,7 @@ from collections.abc import Iterator
 
 import torch
 
+from pgdata.common.device import select_device
 from pgtrain.errors import PgtrainError
 
 DEFAULT_TIMEOUT_S = 600  # a collective waiting longer than this means a rank is gone: the job stops
@@ -56,13 +57,12 @@ def print0(*args, **kwargs) -> None:
 
 
 def init(device: str | None = None, timeout_s: float = DEFAULT_TIMEOUT_S) -> torch.device:
-    """The device this process trains on; joins the process group when a launcher started several processes.
+    """The device this process trains on (`device` as given, checked; by default this rank's GPU, else the CPU);
+    joins the process group when a launcher started several processes.
 
     Collectives time out after `timeout_s`, so a rank that died or hangs stops the job instead of blocking it.
     """
-    if device is None:
-        device = f"cuda:{local_rank()}" if torch.cuda.is_available() else "cpu"
-    device = torch.device(device)
+    device = select_device(device, error_type=PgtrainError, cuda_index=local_rank())
     if device.type == "cuda":
         torch.cuda.set_device(device)
     if world_size() > 1 and not torch.distributed.is_initialized():
@@ -110,7 +110,7 @@ def launch(processes: int, arguments: list[str]) -> None:
         code = failure.exitcode
         how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
         raise PgtrainError(f"process {local} of {processes} {how}; the others were stopped "
-                           "(its own error, if any, is above)") from None
+                           "(its own error, if any, is above)") from error
 
 
 def _collective_device() -> torch.device:

@@ -11,10 +11,12 @@ from typing import BinaryIO
 import numpy as np
 import torch
 
+from pgdata.common.atomic import atomic_file
+from pgtrain.errors import PgtrainError
 from pgtrain.generate import grouped_outputs, gs_output_to_uint8
 from pgtrain.grids import save_image_grid
 from pgtrain.networks import Generator
-from pgtrain.outputs import atomic_output, check_output, make_folder
+from pgtrain.outputs import check_output, make_folder
 
 
 def default_prefix(snapshot_path: Path) -> str:
@@ -28,12 +30,6 @@ def default_prefix(snapshot_path: Path) -> str:
 def png_paths(out_dir: Path, prefix: str, num_pngs: int) -> list[Path]:
     """`<prefix><NNNNNN>.png`, the official names, PNG index from 0."""
     return [out_dir / f"{prefix}{index:06d}.png" for index in range(num_pngs)]
-
-
-def write_png(path: Path, images: np.ndarray, columns: int, rows: int) -> None:
-    """uint8 [N, C, H, W] as one grid PNG (grey as mode L), written atomically."""
-    with atomic_output(path) as temporary:
-        save_image_grid(images, temporary, columns, rows, drange=(0, 255), image_format="PNG")
 
 
 @dataclass(frozen=True)
@@ -82,7 +78,7 @@ def write_fake_images(Gs: Generator, job: FakeImagesJob, latents_per_png: Iterab
         return
     shape = (job.num_pngs * job.cells, Gs.num_channels, Gs.resolution, Gs.resolution)
     make_folder(job.raw.parent)
-    with atomic_output(job.raw) as temporary, open(temporary, "wb") as file:
+    with atomic_file(job.raw, "wb", fsync=False, error_type=PgtrainError) as file:
         _write_pngs(_append_raw(outputs, file, shape), paths, job, on_png)
 
 
@@ -100,6 +96,6 @@ def _write_pngs(outputs: Iterable[np.ndarray], paths: list[Path], job: FakeImage
                 on_png: Callable[[], None] | None) -> None:
     for index, images in enumerate(outputs):
         if paths:
-            write_png(paths[index], gs_output_to_uint8(images, job.shrink), job.columns, job.rows)
+            save_image_grid(gs_output_to_uint8(images, job.shrink), paths[index], job.columns, job.rows)
         if on_png is not None:
             on_png()

@@ -9,8 +9,8 @@ import numpy as np
 import scipy.ndimage
 import torch
 
+from pgdata.common.images import chw_to_hwc, tile_grid
 from pgtrain.generate import grouped_outputs, gs_output_to_uint8
-from pgtrain.grids import image_grid
 from pgtrain.networks import Generator
 
 
@@ -21,11 +21,11 @@ def grid_frame(images: np.ndarray, columns: int, rows: int, zoom: float = 1.0) -
     `scipy.ndimage.zoom(grid, [zoom, zoom, 1], order=0)` (nearest, corner-aligned: an exact pixel repeat for 2),
     then a one-channel grid repeated to RGB.
     """
-    frame = image_grid(images, columns, rows).transpose(1, 2, 0)
+    frame = chw_to_hwc(tile_grid(images, columns, rows))  # H x W for one channel
     if zoom > 1:
-        frame = scipy.ndimage.zoom(frame, [zoom, zoom, 1], order=0)
-    if frame.shape[2] == 1:
-        frame = frame.repeat(3, axis=2)
+        frame = scipy.ndimage.zoom(frame, [zoom, zoom, 1][:frame.ndim], order=0)
+    if frame.ndim == 2:
+        frame = frame[..., None].repeat(3, axis=2)
     return np.ascontiguousarray(frame)
 
 

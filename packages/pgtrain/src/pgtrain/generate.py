@@ -1,4 +1,5 @@
-"""Generation: latents -> Gs output, and the official float -> uint8 conversion. Pure functions, no file I/O."""
+"""Generation: latents -> Gs output. Pure functions, no file I/O; the official float -> uint8 conversion that
+follows is pgdata.common.images.to_uint8."""
 
 from __future__ import annotations
 
@@ -49,24 +50,6 @@ def generate_images(Gs: Generator, latents: np.ndarray, labels: np.ndarray | Non
     return np.concatenate(outputs)
 
 
-def images_to_uint8(images: np.ndarray, drange: tuple[float, float] = (-1.0, 1.0)) -> np.ndarray:
-    """Map float images from `drange` to uint8 [0, 255] like the official misc.convert_to_pil_image.
-
-    Official facts: scale = (255 - 0) / (hi - lo) and bias = 0 - lo * scale, both float32; x * scale + bias,
-    then numpy.rint (half to even), clip to [0, 255], cast to uint8.
-    """
-    low, high = np.float32(drange[0]), np.float32(drange[1])
-    scale = (np.float32(255) - np.float32(0)) / (high - low)
-    bias = np.float32(0) - low * scale
-    data = np.asarray(images, dtype=np.float32) * scale + bias
-    return np.rint(data).clip(0, 255).astype(np.uint8)
-
-
-def to_pil_layout(image: np.ndarray) -> np.ndarray:
-    """C x H x W -> H x W (one channel) or H x W x C, the array layout PIL expects."""
-    return image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)
-
-
 def box_shrink(images: np.ndarray, factor: int) -> np.ndarray:
     """Mean over factor x factor blocks of [..., H, W] (float32), the official Gs.run(out_shrink=factor).
 
@@ -86,7 +69,7 @@ def gs_output_to_uint8(images: np.ndarray, shrink: int = 1) -> np.ndarray:
 
     Official facts: out_mul 127.5 and out_add 127.5 in float32, then the out_shrink average pool, then round
     half to even and a saturating cast to uint8 (save_image_grid with drange [0, 255] changes nothing after
-    that). Without a shrink this is `images_to_uint8` (the same arithmetic as convert_to_pil_image).
+    that). Without a shrink this is `to_uint8` (the same arithmetic as convert_to_pil_image).
     """
     scaled = np.asarray(images, dtype=np.float32) * np.float32(127.5) + np.float32(127.5)
     return np.rint(box_shrink(scaled, shrink)).clip(0, 255).astype(np.uint8)

@@ -7,8 +7,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
+from pgdata.common.device import select_device
 from pgtrain import latents
 from pgtrain.errors import PgtrainError
 from pgtrain.generate import make_deterministic
@@ -28,12 +27,7 @@ def load_generator(path: Path, device: str, lod: float | None = None) -> LoadedG
     """Gs of a pgtrain snapshot (ours or `pgtrain import-tf` output) on `device`, at its stored lod unless given."""
     from pgtrain.checkpoint import build_networks, load_snapshot, snapshot_lod
 
-    try:
-        torch_device = torch.device(device)
-    except RuntimeError as error:
-        raise PgtrainError(f"--device {device!r}: not a torch device ({error})") from error
-    if torch_device.type == "cuda" and not torch.cuda.is_available():
-        raise PgtrainError(f"--device {device}: CUDA is not available here (torch {torch.__version__})")
+    torch_device = select_device(device, error_type=PgtrainError)
     make_deterministic(torch_device)
     snapshot = load_snapshot(path)
     _, _, Gs = build_networks(snapshot, device=torch_device)

@@ -1,4 +1,5 @@
-"""Snapshot image grids as the official setup_snapshot_image_grid / save_image_grid."""
+"""Snapshot image grids as the official setup_snapshot_image_grid / save_image_grid. The tiling (row-major,
+missing cells black) and the float -> uint8 conversion are the toolkit's shared ones (pgdata.common.images)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from pgdata.common.images import chw_to_hwc, tile_grid, to_uint8
+from pgtrain.outputs import atomic_output
 
 
 def grid_shape(resolution: int, size: str = "1080p") -> tuple[int, int]:
@@ -35,29 +39,11 @@ def choose_grid_indices(labels: np.ndarray, columns: int, rows: int, layout: str
     return out
 
 
-def image_grid(images: np.ndarray, columns: int, rows: int) -> np.ndarray:
-    """[N, C, H, W] -> [C, rows·H, columns·W], row-major, missing cells black."""
-    num, channels, height, width = images.shape
-    grid = np.zeros((channels, rows * height, columns * width), images.dtype)
-    for index in range(min(num, columns * rows)):
-        y, x = divmod(index, columns)
-        grid[:, y * height:(y + 1) * height, x * width:(x + 1) * width] = images[index]
-    return grid
-
-
-def to_uint8(images: np.ndarray, drange: tuple[float, float]) -> np.ndarray:
-    """Map drange to [0, 255], round half to even and clip (the official convert_to_pil_image)."""
-    if drange == (0, 255) and images.dtype == np.uint8:
-        return images
-    scale = np.float32(255) / (np.float32(drange[1]) - np.float32(drange[0]))
-    out = images.astype(np.float32) * scale - np.float32(drange[0]) * scale
-    return np.rint(out).clip(0, 255).astype(np.uint8)
-
-
 def save_image_grid(images: np.ndarray, path: str | Path, columns: int, rows: int,
-                    drange: tuple[float, float] = (0, 255), image_format: str | None = None) -> None:
-    """Write a PNG grid of [N, C, H, W] images whose values span `drange`; `image_format` names the format when
-    the path's extension does not (a temporary name)."""
-    grid = to_uint8(image_grid(images, columns, rows), drange)
-    array = grid[0] if grid.shape[0] == 1 else grid.transpose(1, 2, 0)
-    Image.fromarray(np.ascontiguousarray(array), "L" if grid.shape[0] == 1 else "RGB").save(path, image_format)
+                    drange: tuple[float, float] = (0, 255)) -> None:
+    """Write a PNG grid of [N, C, H, W] images whose values span `drange` (grey as mode L). It appears under its
+    name only when complete: training-video and the generation commands' users read grids while a run goes on."""
+    grid = to_uint8(tile_grid(images, columns, rows), drange)
+    picture = Image.fromarray(chw_to_hwc(grid), "L" if grid.shape[0] == 1 else "RGB")
+    with atomic_output(Path(path)) as temporary:
+        picture.save(temporary, "PNG")

@@ -20,7 +20,6 @@ resumed run continues bit for bit.
 from __future__ import annotations
 
 import copy
-import math
 import signal
 import time
 from collections.abc import Callable
@@ -29,6 +28,7 @@ from typing import Any
 
 import torch
 
+from pgdata.common.resolution import resolution_log2
 from pgdata.common.run_files import DONE_MARKER_NAME, FINAL_SNAPSHOT_NAME, snapshot_name
 from pgdata.formats.base import DatasetReader
 from pgtrain import distributed
@@ -134,7 +134,7 @@ class Trainer:
         self.dataset_path = dataset_path
         self.rank, self.world_size = distributed.rank(), distributed.world_size()
         self.state = TrainingState()
-        self.resolution_log2 = int(math.log2(reader.resolution))
+        self.resolution_log2 = resolution_log2(reader.resolution)
         check_world_size(config, self.resolution_log2, self.world_size)
         check_levels(reader, trained_resolutions(config.sched, self.resolution_log2))
 

@@ -1,14 +1,13 @@
 """Output files of the generation commands: checked before any work, written under a temporary name in the same
-folder and renamed when complete, so no half-written file ever carries a final name."""
+folder and renamed when complete (pgdata.common.atomic), so no half-written file ever carries a final name."""
 
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from pgdata import atomic
+from pgdata.common.atomic import atomic_path
 from pgtrain.errors import PgtrainError
 
 
@@ -35,36 +34,11 @@ def make_folder(folder: Path) -> Path:
     return folder
 
 
-def reserve_temporary(path: Path) -> Path:
-    """A new, empty, uniquely named file beside `path` (created exclusively, so nobody else's file is touched;
-    permissions from the umask like any new file)."""
-    make_folder(path.parent)
-    try:
-        return atomic.reserve_temporary(path)
-    except OSError as error:
-        raise PgtrainError(f"{path}: cannot write ({error.strerror or error})") from error
-
-
-def publish(temporary: Path, path: Path) -> None:
-    """Rename a complete temporary file to its final name."""
-    try:
-        os.replace(temporary, path)
-    except OSError as error:
-        temporary.unlink(missing_ok=True)
-        raise PgtrainError(f"{path}: cannot write ({error.strerror or error})") from error
-
-
 @contextlib.contextmanager
 def atomic_output(path: Path) -> Iterator[Path]:
-    """A temporary path to write; it becomes `path` when the block ends without an error, else it is removed.
-    File system refusals (full disk, no permission) become one-line errors."""
-    temporary = reserve_temporary(path)
-    try:
+    """A temporary path to write (its folder created first); it becomes `path` when the block ends without an
+    error, else it is removed. File system refusals (full disk, no permission) become one line,
+    "<path>: cannot write (<reason>)". Not synced to disk: grids, strips and reports, not training state."""
+    make_folder(Path(path).parent)
+    with atomic_path(path, error_type=PgtrainError) as temporary:
         yield temporary
-    except OSError as error:
-        temporary.unlink(missing_ok=True)
-        raise PgtrainError(f"{path}: cannot write ({error.strerror or error})") from error
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    publish(temporary, path)

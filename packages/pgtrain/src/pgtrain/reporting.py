@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from pgdata.common.atomic import write_text
 from pgdata.progress import format_time
 from pgtrain import distributed
+from pgtrain.errors import PgtrainError
 from pgtrain.grids import choose_grid_indices, grid_shape, save_image_grid
-from pgtrain.outputs import atomic_output
 from pgtrain.precision import autocast
 from pgtrain.run_dir import fakes_name
 
@@ -160,8 +161,7 @@ def trim_stats(run_dir: Path, last_tick: int) -> None:
     kept = [line for line in lines if _tick_of(line) is None or _tick_of(line) <= last_tick]
     if len(kept) == len(lines):
         return
-    with atomic_output(path) as temporary:
-        temporary.write_text("".join(kept), encoding="utf-8")
+    write_text(path, "".join(kept), fsync=False, error_type=PgtrainError)
 
 
 def _tick_of(line: str) -> int | None:

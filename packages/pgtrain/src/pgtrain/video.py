@@ -2,7 +2,8 @@
 
 H.264 in yuv420p by default, as the official scripts wrote (moviepy with codec libx264, bitrate 16M): every
 browser and player opens it. yuv420p halves the chroma resolution, so frames of odd width or height get one black
-column or row. The file is written to a temporary name in the same folder and renamed when complete.
+column or row. The file is written to a temporary name in the same folder and renamed when complete
+(pgdata.common.atomic's reserve_temporary and publish: the encoder writes the file by name over many calls).
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from pgdata.common.atomic import os_error_reason, publish, reserve_temporary
 from pgtrain.errors import PgtrainError
-from pgtrain.outputs import publish, reserve_temporary
+from pgtrain.outputs import make_folder
 
 INSTALL_HINT = "pip install av"
 # MP4 players look for these sample-entry tags: H.265 as 'hvc1' is what Apple's players require.
@@ -97,7 +99,8 @@ class Mp4Writer:
         self.frames = 0
         self.size: tuple[int, int] | None = None  # (height, width) of the incoming frames
         self.info: VideoInfo | None = None  # set when the file is complete
-        self.temp_path = reserve_temporary(self.path)
+        make_folder(self.path.parent)
+        self.temp_path = self._guard(lambda: reserve_temporary(self.path))
 
     def __enter__(self) -> Mp4Writer:
         return self
@@ -146,7 +149,7 @@ class Mp4Writer:
         except self.av.error.FFmpegError as error:
             raise PgtrainError(f"{self.path}: the {self.codec} encoder failed ({error})") from error
         except OSError as error:
-            raise PgtrainError(f"{self.path}: cannot write ({error.strerror or error})") from error
+            raise PgtrainError(f"{self.path}: cannot write ({os_error_reason(error)})") from error
 
     def close(self) -> VideoInfo:
         """Flush the encoder, close the file and rename it into place."""
@@ -159,7 +162,7 @@ class Mp4Writer:
             self._guard(lambda: self.container.mux(self.stream.encode(None)))
             self._guard(self.container.close)
             self.container = None
-            publish(self.temp_path, self.path)
+            self._guard(lambda: publish(self.temp_path, self.path))
         except BaseException:
             self.discard()
             raise

@@ -1,13 +1,14 @@
-"""The pgtrain command line. Command groups live in their own modules and register on `app`."""
+"""The pgtrain command line. Command groups live in their own modules and register on `app`; `main()` is the
+shared console entry (pgdata.common.cli.run_cli): user errors (PgtrainError, PgdataError) and the machine's
+refusals become one line, `--debug` (or PGTRAIN_DEBUG=1, PG_DEBUG=1) shows the traceback with its causes."""
 
 from __future__ import annotations
 
 import errno
-import sys
 
 import typer
 
-from pgtrain.errors import PgtrainError
+from pgdata.common.cli import run_cli
 
 app = typer.Typer(name="pgtrain", help="Train Progressive GANs (Karras et al., ICLR 2018) in PyTorch.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -22,23 +23,8 @@ ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, err
 
 
 def main() -> None:
-    """Console entry point: one line on stderr and exit status 1 for user errors (--debug: traceback)."""
-    from pgdata.errors import PgdataError
-
-    debug = "--debug" in sys.argv
-    if debug:
-        sys.argv.remove("--debug")
-    try:
-        app()  # standalone mode: typer reports usage errors itself and exits
-    except (PgtrainError, PgdataError) as error:
-        if debug:
-            raise
-        print(f"pgtrain: error: {error}", file=sys.stderr)
-        sys.exit(1)
-    except OSError as error:
-        if debug or error.errno not in ENVIRONMENT_ERRNOS:
-            raise
-        where = f"{error.filename}: " if error.filename else ""
-        print(f"pgtrain: error: {where}{error.strerror or error} (the last training state written is "
-              "intact; --resume, or the same --run-dir, continues from it)", file=sys.stderr)
-        sys.exit(1)
+    """Console entry point: one line on stderr and exit status 1 for user errors and the machine's refusals.
+    `--debug` is taken out of sys.argv in place: `pgtrain run --gpus N` relaunches its workers from sys.argv."""
+    run_cli(app, "pgtrain", os_errnos=ENVIRONMENT_ERRNOS,
+            os_error_note="the last training state written is intact; --resume, or the same --run-dir, "
+                          "continues from it")

@@ -47,12 +47,13 @@ def bench(
     Example: pgtrain bench --preset v2-1gpu+fp16+BENCHMARK0 --kimg-per-level 2 --json bench.json
     CPU: pgtrain bench --preset demo-cpu --resolution 32 --device cpu
     """
+    from pgdata.common.atomic import write_text
     from pgtrain import bench as measure
     from pgtrain import distributed
     from pgtrain.data import open_training_data
     from pgtrain.dataset_presets import detect_for_reader
     from pgtrain.errors import PgtrainError
-    from pgtrain.outputs import atomic_output, check_output
+    from pgtrain.outputs import check_output, make_folder
     from pgtrain.presets import resolve_config, resolve_run_config, split_preset_names
 
     if json_path is not None:
@@ -81,6 +82,6 @@ def bench(
     report = measure.run_benchmark(config, reader, torch_device, mode, resolution, options, log=typer.echo)
     typer.echo(measure.format_table(report))
     if json_path is not None:
-        with atomic_output(json_path) as temporary:
-            temporary.write_text(json.dumps(report.to_json(), indent=1) + "\n", encoding="utf-8")
+        make_folder(json_path.parent)
+        write_text(json_path, json.dumps(report.to_json(), indent=1) + "\n", fsync=False, error_type=PgtrainError)
         typer.echo(f"Results: {json_path}")

@@ -178,10 +178,10 @@ def interpolate(
       pgtrain interpolate celebahq-1024.pt --from a.npy --to 7 --steps 8 --shrink 4 --out strip.png
     """
     from pgdata.progress import progress_bar
-    from pgtrain.fake_images import write_png
     from pgtrain.frames import gs_frames
     from pgtrain.generate import generate_images, gs_output_to_uint8
     from pgtrain.generator_setup import check_positive, check_shrink, load_generator
+    from pgtrain.grids import save_image_grid
     from pgtrain.labels import resolve_labels
     from pgtrain.latents import interpolation_path
     from pgtrain.outputs import check_output
@@ -216,5 +216,5 @@ def interpolate(
         return
     images = generate_images(Gs, path, step_labels, lod=loaded.lod, batch_size=batch_size, device=device)
     per_row = columns or steps
-    write_png(out, gs_output_to_uint8(images, shrink), per_row, -(-steps // per_row))
+    save_image_grid(gs_output_to_uint8(images, shrink), out, per_row, -(-steps // per_row))
     typer.echo(f"wrote {out}: {steps} steps, {per_row} per row")

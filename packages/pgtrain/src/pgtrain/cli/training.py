@@ -134,12 +134,11 @@ def _open_run_dir(results: Path, run_dir_option: Path | None, description: str) 
 
 
 def _write_config(run_dir: Path, config: Any) -> None:
+    from pgdata.common.atomic import write_text
     from pgtrain.config import config_to_json
-    from pgtrain.outputs import atomic_output
     from pgtrain.run_dir import CONFIG_NAME
 
-    with atomic_output(run_dir / CONFIG_NAME) as temporary:
-        temporary.write_text(config_to_json(config) + "\n")
+    write_text(run_dir / CONFIG_NAME, config_to_json(config) + "\n", fsync=False, error_type=PgtrainError)
 
 
 def _metrics(metrics: str | None, metrics_num: int | None, inception_weights: Path | None,

@@ -20,14 +20,6 @@ def check_feature_maps(resolution_log2: int, fmap_base: int, fmap_decay: float, 
                              f"raise fmap_base (>= {2**resolution_log2 // 2} with fmap_decay=1)")
 
 
-def resolution_log2(resolution: int) -> int:
-    """log2 of a power-of-two resolution >= 4 (the official networks assert the same)."""
-    log2 = int(round(math.log2(resolution))) if resolution > 0 else 0
-    if resolution < 4 or 2**log2 != resolution:
-        raise ValueError(f"resolution must be a power of two >= 4, got {resolution}")
-    return log2
-
-
 def split_lod(lod: float, max_lod: int) -> tuple[int, float]:
     """(k, t) with l = clip(lod, 0, max_lod), k = floor(l), t = l - k: the level and the fade weight.
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pgtrain.networks.common import check_feature_maps, feature_maps, resolution_log2, split_lod
+from pgdata.common.resolution import resolution_log2
+from pgtrain.networks.common import check_feature_maps, feature_maps, split_lod
 from pgtrain.networks.layers import (
     EqualizedConv2d,
     EqualizedLinear,

@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pgtrain.networks.common import check_feature_maps, feature_maps, resolution_log2, split_lod
+from pgdata.common.resolution import resolution_log2
+from pgtrain.networks.common import check_feature_maps, feature_maps, split_lod
 from pgtrain.networks.layers import (
     SQRT2,
     EqualizedConv2d,
