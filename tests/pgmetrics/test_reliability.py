@@ -17,10 +17,10 @@ import torch
 from numpy.lib import format as npy_format
 from PIL import Image
 
+from pgdata.common.atomic import atomic_file, write_text
 from pgdata.exporter import export_dataset
 from pgmetrics import cache, inception
 from pgmetrics.errors import PgmetricsError
-from pgmetrics.output import atomic_output, write_text
 from pgmetrics.sources import ArraySource, FolderSource, ImageSource, open_source
 from tests.pgmetrics.test_evaluate_e2e import BlobSource
 from tests.pgmetrics.test_evaluate_e2e import pgmetrics as run  # the CLI's exit code, stdout and stderr
@@ -196,11 +196,11 @@ def test_an_unwritable_json_path_is_refused_before_any_work(fakes, env, monkeypa
 def test_outputs_appear_whole_or_not_at_all(fakes, env, monkeypatch, capsys):
     target = env / "result.json"
     target.write_text("previous\n")
-    with pytest.raises(RuntimeError), atomic_output(target, "w") as file:
+    with pytest.raises(RuntimeError), atomic_file(target, "w", error_type=PgmetricsError) as file:
         file.write("half")
         raise RuntimeError("interrupted")
     assert target.read_text() == "previous\n"
-    write_text(target, "new\n")
+    write_text(target, "new\n", error_type=PgmetricsError)
     assert target.read_text() == "new\n"
     code, _, err = run(monkeypatch, capsys, "compare", fakes, fakes, "--metrics", "msssim", "--quiet", "--json",
                        target)

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+from pgdata.common.images import to_uint8 as images_to_uint8
 from pgmetrics.sources import SnapshotSource, open_source
 from pgtrain.checkpoint import save_snapshot
-from pgtrain.generate import generate_images, images_to_uint8, random_latents
+from pgtrain.generate import generate_images, random_latents
 from pgtrain.networks import Discriminator, Generator
 
 KWARGS = {"num_channels": 3, "resolution": 16, "fmap_base": 32, "fmap_max": 8}

@@ -13,13 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-from pgmetrics.errors import PgmetricsError
-from pgmetrics.inception import default_cache_dir
-from pgmetrics.output import atomic_output
+from pgdata.common.atomic import atomic_file
+from pgdata.common.cache import cache_dir
 
 
 def stats_dir() -> Path:
-    return default_cache_dir() / "stats"
+    return cache_dir("pgmetrics") / "stats"
 
 
 def cache_key(kind: str, fingerprint: str, settings: dict) -> str:
@@ -54,8 +53,8 @@ def save(key: str, arrays: dict[str, np.ndarray], directory: Path | None = None)
     final = directory / f"{key}.npz"
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        with atomic_output(final) as file:
+        with atomic_file(final) as file:
             np.savez(file, **arrays)
-    except (OSError, PgmetricsError):
+    except OSError:
         return None
     return final

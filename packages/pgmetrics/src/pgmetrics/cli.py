@@ -11,6 +11,7 @@ from typing import Annotated
 import numpy as np
 import typer
 
+from pgdata.common.cli import run_cli
 from pgmetrics.errors import PgmetricsError
 from pgmetrics.settings import DEFAULTS
 
@@ -19,7 +20,7 @@ app = typer.Typer(name="pgmetrics", help="Compare generated and real image sets:
 
 METRICS_HELP = "Comma-separated: swd, msssim, fid, is, kid."
 WEIGHTS_HELP = ("TF-Inception weights (pt_inception-2015-12-05-6726825d.pth); default $PGMETRICS_INCEPTION_WEIGHTS "
-                "or the cache folder ($PGMETRICS_CACHE or ~/.cache/pgmetrics).")
+                "or the cache folder ($PGMETRICS_CACHE, else $XDG_CACHE_HOME/pgmetrics, else ~/.cache/pgmetrics).")
 UNVERIFIED_HELP = ("Accept Inception weights other than the TF-Inception ones (they must still load and fit): "
                    "warns that the scores are not comparable with published ones and records the file's sha256.")
 
@@ -74,8 +75,9 @@ def compare(
 
     Example: pgmetrics compare datasets/celeba128 fakes/ --metrics swd,msssim,fid --num 16384 --seed 1 --json out.json
     """
+    from pgdata.common.atomic import write_text
     from pgmetrics import compare as comparing
-    from pgmetrics.output import check_writable, write_text
+    from pgmetrics.output import check_writable
     from pgmetrics.settings import make_settings
     from pgmetrics.sources import open_source
 
@@ -94,7 +96,7 @@ def compare(
     for name, value in result["metrics"].items():
         print(f"{name:<{width}}  {value:.6f}")
     if json_path:
-        write_text(json_path, json.dumps(result, indent=1) + "\n")
+        write_text(json_path, json.dumps(result, indent=1) + "\n", error_type=PgmetricsError)
 
 
 @app.command()
@@ -115,10 +117,11 @@ def features(
 
     Example: pgmetrics features datasets/celebahq --inception-weights pt_inception-2015-12-05-6726825d.pth --out real.npz
     """
+    from pgdata.common.atomic import atomic_file
+    from pgdata.common.device import select_device
     from pgmetrics import inception
     from pgmetrics.compare import progress, to_rgb
-    from pgmetrics.device import select_device
-    from pgmetrics.output import atomic_output, check_writable
+    from pgmetrics.output import check_writable
     from pgmetrics.settings import check_at_least, check_seed
     from pgmetrics.sources import open_source
 
@@ -126,7 +129,7 @@ def features(
     check_at_least("--batch-size", batch_size, 1)
     check_seed(seed)
     out = check_writable(out if out.suffix == ".npz" else out.with_name(out.name + ".npz"))  # as np.savez names it
-    chosen = select_device(device)
+    chosen = select_device(device, PgmetricsError)
     images = open_source(source, seed=seed)
     count = num if num is not None else images.num_images
     if count is None:
@@ -141,7 +144,7 @@ def features(
             pools.append(pool)
             logits.append(logit)
             bar.update(len(batch))
-    with atomic_output(out) as file:
+    with atomic_file(out, error_type=PgmetricsError) as file:
         np.savez(file, pool_3=np.concatenate(pools), logits_unbiased=np.concatenate(logits),
                  weights_sha256=np.array(sha), weights_verified=np.array(inception.is_verified(sha)))
     print(f"{out}: {sum(len(p) for p in pools)} images")
@@ -206,18 +209,7 @@ def version() -> None:
 
 
 def main() -> None:
-    """Console entry: user errors (pgmetrics' and pgdata's) become one line and exit status 1 (--debug: traceback)."""
-    import os
-
-    from pgdata.errors import PgdataError
-
-    debug = "--debug" in sys.argv or os.environ.get("PGMETRICS_DEBUG") == "1"
-    if "--debug" in sys.argv:
-        sys.argv.remove("--debug")
-    try:
-        app()  # standalone mode: typer reports usage errors itself and exits 2
-    except (PgmetricsError, PgdataError) as error:
-        if debug:
-            raise
-        print(f"pgmetrics: error: {error}", file=sys.stderr)
-        sys.exit(1)
+    """Console entry (pgdata.common.cli.run_cli): the toolkit's user errors (pgmetrics', pgdata's) become one
+    line and exit status 1; --debug (or PG_DEBUG=1, PGMETRICS_DEBUG=1) shows the traceback with its whole chain.
+    An OSError that reaches it stays a traceback, as before: pgmetrics words the ones it expects itself."""
+    run_cli(app, "pgmetrics", os_errnos=())

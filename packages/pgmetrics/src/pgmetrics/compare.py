@@ -14,8 +14,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from pgdata.common.device import select_device
+from pgdata.common.images import to_uint8
 from pgmetrics import cache, inception, ms_ssim, registry, swd
-from pgmetrics.device import select_device
 from pgmetrics.errors import PgmetricsError
 from pgmetrics.settings import Settings, check_count, check_settings
 from pgmetrics.sources import ImageSource, pixel_digest, update_pixels
@@ -24,7 +25,8 @@ FORMATS = {"SWD": "%-13.4f", "MS-SSIM": "%-10.4f", "FID": "%-10.4f", "IS": "%-10
 
 
 def to_rgb(batch: np.ndarray, resolution: int, resize: bool) -> np.ndarray:
-    """Tile grey to RGB (as the official evaluation did) and optionally resize (antialiased bilinear, rounded)."""
+    """Tile grey to RGB (as the official evaluation did) and optionally resize (antialiased bilinear, then the
+    toolkit's float -> uint8 conversion: rint half to even, clipped)."""
     if batch.shape[1] == 1:
         batch = np.repeat(batch, 3, axis=1)
     if batch.shape[-1] != resolution:
@@ -33,7 +35,7 @@ def to_rgb(batch: np.ndarray, resolution: int, resize: bool) -> np.ndarray:
                                  "(pass --resize)")
         values = F.interpolate(torch.from_numpy(np.ascontiguousarray(batch)).float(), size=(resolution, resolution),
                                mode="bilinear", align_corners=False, antialias=True)
-        batch = values.round().clamp(0, 255).to(torch.uint8).numpy()
+        batch = to_uint8(values.numpy(), drange=(0, 255))
     return batch
 
 
@@ -92,7 +94,7 @@ class Evaluator:
     def __init__(self, real: ImageSource, settings: Settings, num: int):
         self.real, self.settings, self.num = real, settings, num
         self.metrics = settings.metrics
-        self.device = select_device(settings.device)
+        self.device = select_device(settings.device, PgmetricsError)
         self.resolution = real.resolution
         self.timings: dict[str, float] = {}
         if "swd" in self.metrics:

@@ -1,13 +1,10 @@
-"""The one exception type for pgmetrics user errors; the CLI prints it as one line and exits 1."""
+"""The one exception type for pgmetrics user errors; the CLI (pgdata.common.cli.run_cli) turns it into one line
+and exit status 1. Its message, `.path` and pickling are ToolkitError's, shared with pgdata and pgtrain."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from pgdata.common.errors import ToolkitError
 
 
-class PgmetricsError(Exception):
+class PgmetricsError(ToolkitError):
     """A problem the user can act on: bad input, a missing weights file, too few images."""
-
-    def __init__(self, message: str, path: str | Path | None = None):
-        self.path = None if path is None else str(path)
-        super().__init__(f"{self.path}: {message}" if self.path else message)

@@ -26,12 +26,13 @@ from pathlib import Path
 import numpy as np
 
 from pgdata.common import run_files
+from pgdata.common.atomic import write_text
 from pgdata.hashing import file_sha256
 from pgdata.progress import format_time
 from pgmetrics import inception, registry
 from pgmetrics.compare import Evaluator, Settings, check_settings, choose_num, format_value
 from pgmetrics.errors import PgmetricsError
-from pgmetrics.output import check_folder_writable, check_writable, write_text
+from pgmetrics.output import check_folder_writable, check_writable
 from pgmetrics.plot import plot_series
 from pgmetrics.record import MetricRecord, Row, read_record, record_path, write_record
 from pgmetrics.settings import check_weights_available
@@ -222,7 +223,7 @@ def write_metric_files(stem: Path, metric: str, num: int, record: MetricRecord,
     snapshots = sorted(record.snapshots, key=lambda row: row.kimg, reverse=True)
     lines = header_lines(names) + [row_line(r.title, r.seconds, names, r.values)
                                    for r in record.reals + snapshots] + [""]
-    table = write_text(stem.with_suffix(".txt"), "\n".join(lines) + "\n")
+    table = write_text(stem.with_suffix(".txt"), "\n".join(lines) + "\n", error_type=PgmetricsError)
     ascending = snapshots[::-1]
     series = {name: [row.values[name] for row in ascending] for name in names if not name.endswith("_std")}
     plot = plot_series(stem.with_suffix(".png"), f"{metric} ({count_label(num)} images)",
@@ -307,7 +308,7 @@ def hash_snapshots(found: list[tuple[int, Path]]) -> list[Snapshot]:
     try:
         return [Snapshot(kimg, path, file_sha256(path)) for kimg, path in found]
     except OSError as error:
-        raise PgmetricsError(f"cannot read ({error.strerror or error})", error.filename) from None
+        raise PgmetricsError(f"cannot read ({error.strerror or error})", error.filename) from error
 
 
 def evaluate_run(run_dir: Path, settings: Settings, real: str | None = None, real_passes: int = 1,

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pgdata.common.cache import cache_dir
 from pgdata.hashing import file_sha256
 from pgmetrics.errors import PgmetricsError
 
@@ -37,7 +38,6 @@ WEIGHTS_URLS = (
     "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth",
 )
 WEIGHTS_ENV = "PGMETRICS_INCEPTION_WEIGHTS"
-CACHE_ENV = "PGMETRICS_CACHE"
 
 
 # --- the TF1 resize -----------------------------------------------------------------------------------------
@@ -278,7 +278,7 @@ def build_inception(state_dict: Mapping[str, torch.Tensor | np.ndarray], device:
         network.load_state_dict(tensors)
     except RuntimeError as error:
         first = str(error).strip().splitlines()[0]
-        raise PgmetricsError(f"weights do not fit the TF-Inception network ({first})") from None
+        raise PgmetricsError(f"weights do not fit the TF-Inception network ({first})") from error
     network.eval().requires_grad_(False)
     if fold:
         fold_batch_norm(network)
@@ -289,20 +289,12 @@ def build_inception(state_dict: Mapping[str, torch.Tensor | np.ndarray], device:
 # --- weights ------------------------------------------------------------------------------------------------
 
 
-def default_cache_dir() -> Path:
-    """$PGMETRICS_CACHE, else $XDG_CACHE_HOME/pgmetrics, else ~/.cache/pgmetrics."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base).expanduser() / "pgmetrics"
-
-
 def _missing_weights_message(looked: list[Path]) -> str:
     places = ", ".join(str(p) for p in looked)
     return (f"TF-Inception weights not found (looked in: {places}). Download "
             f"{WEIGHTS_FILENAMES[0]} (sha256 {WEIGHTS_SHA256_PREFIX}...) from {WEIGHTS_URLS[0]} "
             f"(or {WEIGHTS_URLS[1]}) and pass --inception-weights FILE, set {WEIGHTS_ENV}=FILE, or put it in "
-            f"{default_cache_dir()}")
+            f"{cache_dir('pgmetrics')}")
 
 
 def find_weights(path: str | Path | None = None) -> Path:
@@ -319,7 +311,7 @@ def find_weights(path: str | Path | None = None) -> Path:
             return candidate
         looked.append(candidate)
     for name in WEIGHTS_FILENAMES:
-        candidate = default_cache_dir() / name
+        candidate = cache_dir("pgmetrics") / name
         if candidate.is_file():
             return candidate
         looked.append(candidate)
@@ -345,7 +337,7 @@ def weights_sha256(path: str | Path | None = None, verify: bool = True) -> str:
     try:
         sha = file_sha256(found)
     except OSError as error:
-        raise PgmetricsError(f"cannot read the weights file ({error.strerror or error})", found) from None
+        raise PgmetricsError(f"cannot read the weights file ({error.strerror or error})", found) from error
     if verify:
         check_verified(sha, found)
     return sha
@@ -367,14 +359,14 @@ def load_weights(path: str | Path | None = None, verify: bool = True) -> tuple[d
     try:
         data = path.read_bytes()
     except OSError as error:
-        raise PgmetricsError(f"cannot read the weights file ({error.strerror or error})", path) from None
+        raise PgmetricsError(f"cannot read the weights file ({error.strerror or error})", path) from error
     sha = hashlib.sha256(data).hexdigest()
     if verify:
         check_verified(sha, path)
     try:
         state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - any unreadable file is a user error here
-        raise PgmetricsError(f"cannot read the weights file ({type(error).__name__}: {error})", path) from None
+        raise PgmetricsError(f"cannot read the weights file ({type(error).__name__}: {error})", path) from error
     if not isinstance(state, Mapping):
         raise PgmetricsError("the weights file holds no state dict", path)
     broken = next((key for key, value in state.items()

@@ -1,15 +1,12 @@
-"""Output files: checked before any work (a missing folder must not surface after an hour of metrics) and written
-under a temporary name, then renamed, so a reader never sees half a file and a failed run leaves the old one."""
+"""Output files are checked before any work: a missing folder must not surface after an hour of metrics. They are
+then written with pgdata.common.atomic (a temporary name, renamed when complete) and `error_type=PgmetricsError`,
+so a reader never sees half a file, a failed write leaves the old one and says so in one line."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
 
-from pgdata.atomic import reserve_temporary
 from pgmetrics.errors import PgmetricsError
 
 
@@ -35,34 +32,3 @@ def check_folder_writable(folder: str | Path) -> Path:
     if not os.access(folder, os.W_OK | os.X_OK):
         raise PgmetricsError("the folder is not writable", folder)
     return folder
-
-
-@contextlib.contextmanager
-def atomic_output(path: str | Path, mode: str = "wb") -> Iterator[IO]:
-    """An open file whose content appears at `path` only when the block ends without an error (fsync, rename).
-
-    The temporary name is unique and created exclusively, so no file of anyone else is ever overwritten; it takes
-    the umask's permissions like any new file. A write error (disk full) becomes a one-line error."""
-    path = Path(path)
-    try:
-        temporary = reserve_temporary(path)
-    except OSError as error:
-        raise PgmetricsError(f"cannot write: {error.strerror}", path) from None
-    try:
-        with open(temporary, mode, encoding=None if "b" in mode else "utf-8") as file:
-            yield file
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except OSError as error:
-        temporary.unlink(missing_ok=True)
-        raise PgmetricsError(f"cannot write: {error.strerror or error}", path) from None
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-
-
-def write_text(path: str | Path, text: str) -> Path:
-    with atomic_output(path, "w") as file:
-        file.write(text)
-    return Path(path)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from pgmetrics.output import atomic_output
+from pgdata.common.atomic import atomic_file
+from pgmetrics.errors import PgmetricsError
 
 WIDTH, HEIGHT, MARGIN = 640, 400, 60
 COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
@@ -45,6 +46,6 @@ def plot_series(path: str | Path, title: str, kimg: Sequence[float], series: dic
             draw.ellipse([px - 3, py - 3, px + 3, py + 3], fill=colour)
         draw.text((WIDTH - MARGIN - 150, MARGIN + 6 + 14 * index), name, fill=colour)
     path = Path(path)
-    with atomic_output(path) as file:
+    with atomic_file(path, error_type=PgmetricsError) as file:
         image.save(file, format="PNG")
     return path

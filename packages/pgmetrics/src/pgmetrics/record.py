@@ -13,8 +13,9 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pgdata.common.atomic import write_text
 from pgmetrics import __version__
-from pgmetrics.output import write_text
+from pgmetrics.errors import PgmetricsError
 
 RECORD_FORMAT = "pgmetrics-metric-record"
 RECORD_VERSION = 1
@@ -107,4 +108,4 @@ def write_record(path: Path, record: MetricRecord, weights_verified: bool | None
         "reals": [_row_json(row) for row in record.reals],
         "snapshots": [_row_json(row) for row in record.snapshots],
     }
-    return write_text(path, json.dumps(content, indent=1) + "\n")
+    return write_text(path, json.dumps(content, indent=1) + "\n", error_type=PgmetricsError)

@@ -20,6 +20,7 @@ from typing import IO
 
 import numpy as np
 
+from pgdata.common.images import hwc_to_chw, to_uint8
 from pgdata.hashing import file_sha256
 from pgmetrics.errors import PgmetricsError
 
@@ -90,7 +91,7 @@ def read_npy_header(stream: IO[bytes], total_bytes: int, where: Path | str) -> t
         else:
             raise PgmetricsError(f"unsupported .npy format version {version[0]}.{version[1]}", where)
     except (ValueError, SyntaxError, EOFError, OSError, zipfile.BadZipFile, zlib.error) as error:
-        raise PgmetricsError(f"not a readable .npy array ({error})", where) from None
+        raise PgmetricsError(f"not a readable .npy array ({error})", where) from error
     header_bytes = stream.tell()
     if dtype != np.uint8:
         raise PgmetricsError(f"expected uint8 images (0..255), got {dtype}", where)
@@ -133,7 +134,7 @@ class ImageLayout:
         """Stored rows [k, ...] as a contiguous uint8 k x C x H x W batch."""
         if len(self.shape) == 3:
             return np.ascontiguousarray(rows[:, None])
-        if self.channels_last:
+        if self.channels_last:  # a batch: pgdata.common.images.hwc_to_chw takes one image
             rows = rows.transpose(0, 3, 1, 2)
         return np.ascontiguousarray(rows[:, :3])
 
@@ -207,7 +208,7 @@ class ArraySource(ImageSource):
             with open(self.path, "rb") as file:
                 return read_npy_header(file, self.path.stat().st_size, self.path)
         except OSError as error:
-            raise PgmetricsError(f"cannot read the array ({error.strerror or error})", self.path) from None
+            raise PgmetricsError(f"cannot read the array ({error.strerror or error})", self.path) from error
 
     def _open_npz(self, key: str | None) -> tuple[int, ...]:
         """Choose the member and read its header (nothing else yet); its shape."""
@@ -228,7 +229,7 @@ class ArraySource(ImageSource):
                 members = {info.filename.removesuffix(".npy"): info for info in archive.infolist()
                            if not info.is_dir()}
         except (OSError, zipfile.BadZipFile) as error:
-            raise PgmetricsError(f"cannot read the array ({error})", self.path) from None
+            raise PgmetricsError(f"cannot read the array ({error})", self.path) from error
         if not members:
             raise PgmetricsError("the .npz holds no arrays", self.path)
         keys = list(members)
@@ -246,7 +247,7 @@ class ArraySource(ImageSource):
         except (OSError, zipfile.BadZipFile, KeyError, NotImplementedError, RuntimeError) as error:  # encrypted
             if archive is not None:
                 archive.close()
-            raise PgmetricsError(f"cannot read the array ({error})", self.name) from None
+            raise PgmetricsError(f"cannot read the array ({error})", self.name) from error
 
     def iter_batches(self, batch_size: int, start: int = 0, stop: int | None = None) -> Iterator[np.ndarray]:
         stop = self.num_images if stop is None else min(stop, self.num_images)
@@ -272,14 +273,14 @@ class ArraySource(ImageSource):
                     stored = np.frombuffer(rows, dtype=np.uint8).reshape(count, *self.layout.shape[1:])
                     yield self.layout.to_nchw(stored)
         except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as error:
-            raise PgmetricsError(f"cannot read the array ({error})", self.name) from None
+            raise PgmetricsError(f"cannot read the array ({error})", self.name) from error
 
     def content_key(self, stop: int) -> str:
         """The sha256 of the whole file (and the member chosen), read without decoding any image."""
         try:
             return file_sha256(self.path, hashlib.sha256(f"array:{self.key}:".encode()))
         except OSError as error:
-            raise PgmetricsError(f"cannot read ({error.strerror or error})", self.path) from None
+            raise PgmetricsError(f"cannot read ({error.strerror or error})", self.path) from error
 
 
 class _ClosingMember(io.BufferedIOBase):
@@ -332,7 +333,7 @@ class FolderSource(ImageSource):
         try:
             data = file.read_bytes()
         except OSError as error:
-            raise PgmetricsError(f"cannot read the image ({error.strerror or error})", file) from None
+            raise PgmetricsError(f"cannot read the image ({error.strerror or error})", file) from error
         if file in self._hashes and hashlib.sha256(data).hexdigest() != self._hashes[file]:
             raise PgmetricsError("changed while pgmetrics was reading the folder (its sha256 differs from the "
                                  "one taken first); run again", file)
@@ -348,8 +349,8 @@ class FolderSource(ImageSource):
                     image = image.convert("L" if image.mode in ("1", "I", "I;16", "F", "LA") else "RGB")
                 array = np.asarray(image)
         except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as error:
-            raise PgmetricsError(f"cannot decode the image ({error})", file) from None
-        array = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+            raise PgmetricsError(f"cannot decode the image ({error})", file) from error
+        array = hwc_to_chw(array)
         if array.shape[1] != array.shape[2]:
             raise PgmetricsError(f"expected square images, got {array.shape[1]}x{array.shape[2]}", file)
         return array
@@ -373,7 +374,7 @@ class FolderSource(ImageSource):
                 try:
                     self._hashes[file] = file_sha256(file)
                 except OSError as error:
-                    raise PgmetricsError(f"cannot read the image ({error.strerror or error})", file) from None
+                    raise PgmetricsError(f"cannot read the image ({error.strerror or error})", file) from error
             digest.update(str(file.relative_to(self.path)).encode() + b"\0")
             digest.update(self._hashes[file].encode())
         return digest.hexdigest()
@@ -444,7 +445,7 @@ class DatasetSource(ImageSource):
                                      f", too few for {self.num_images} images", manifest_path)
             entries = [(number, _shard_entry(shards[number])) for number in numbers]
         except (KeyError, TypeError, ValueError, AttributeError, StopIteration) as error:
-            raise PgmetricsError(f"malformed manifest ({type(error).__name__}: {error})", manifest_path) from None
+            raise PgmetricsError(f"malformed manifest ({type(error).__name__}: {error})", manifest_path) from error
         return entries
 
     def _check_shards(self, start: int, stop: int) -> list[tuple[int, dict]]:
@@ -489,16 +490,16 @@ class SnapshotSource(ImageSource):
         try:
             from pgtrain.checkpoint import build_networks, load_snapshot, snapshot_lod
             from pgtrain.errors import PgtrainError
-            from pgtrain.generate import generate_images, images_to_uint8, random_latents
+            from pgtrain.generate import generate_images, random_latents
         except ImportError as error:
-            raise PgmetricsError(f"pgtrain snapshots are not available in this install ({error})", path) from None
-        self._generate, self._to_uint8, self._latents = generate_images, images_to_uint8, random_latents
+            raise PgmetricsError(f"pgtrain snapshots are not available in this install ({error})", path) from error
+        self._generate, self._to_uint8, self._latents = generate_images, to_uint8, random_latents
         try:
             snapshot = load_snapshot(path)
             _, _, self.Gs = build_networks(snapshot, device)
             self.lod = snapshot_lod(snapshot)
         except PgtrainError as error:
-            raise PgmetricsError(str(error).removeprefix(f"{path}: "), path) from None
+            raise PgmetricsError(str(error).removeprefix(f"{path}: "), path) from error
         self.path, self.seed, self.device, self.labels = path, seed, device, labels
         self.name = f"{path}#seed={seed}"
         self.num_images = None
@@ -560,7 +561,7 @@ def read_run_config(run_dir: Path) -> dict:
     try:
         content = json.loads(config.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise PgmetricsError(f"not valid JSON ({error})", config) from None
+        raise PgmetricsError(f"not valid JSON ({error})", config) from error
     if not isinstance(content, dict):
         raise PgmetricsError(f"expected a JSON object, got {type(content).__name__}", config)
     return content
