@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 
 from pgdata.common.cache import cache_dir, cache_variable
-from tests.common.copies import current_copy
 
-SETTINGS = [{}, {"XDG_CACHE_HOME": "/x/cache"}, {"XDG_CACHE_HOME": ""}, {"OVERRIDE": "~/mine"},
-            {"OVERRIDE": "/abs/c", "XDG_CACHE_HOME": "/x/cache"}, {"OVERRIDE": "", "XDG_CACHE_HOME": "/x/cache"}]
+# the setting, then the folder expected for package "pkg" with HOME=/home/u
+SETTINGS = [({}, "/home/u/.cache/pkg"), ({"XDG_CACHE_HOME": "/x/cache"}, "/x/cache/pkg"),
+            ({"XDG_CACHE_HOME": ""}, "/home/u/.cache/pkg"), ({"OVERRIDE": "~/mine"}, "/home/u/mine"),
+            ({"OVERRIDE": "/abs/c", "XDG_CACHE_HOME": "/x/cache"}, "/abs/c"),
+            ({"OVERRIDE": "", "XDG_CACHE_HOME": "/x/cache"}, "/x/cache/pkg")]
 
 
 def set_environment(monkeypatch, package: str, setting: dict) -> None:
@@ -31,15 +33,24 @@ def test_by_hand(monkeypatch) -> None:
     assert cache_dir("pgdata") == Path("/home/u/mine") and cache_variable("pgmetrics") == "PGMETRICS_CACHE"
 
 
-@pytest.mark.parametrize("setting", SETTINGS)
-def test_the_rule_is_that_of_pgmetrics(monkeypatch, setting) -> None:
-    default_cache_dir = current_copy("default_cache_dir", "pgmetrics.inception")
-    set_environment(monkeypatch, "pgmetrics", setting)
-    assert cache_dir("pgmetrics") == default_cache_dir()
+@pytest.mark.parametrize("package", ["pgdata", "pgmetrics", "pgtrain"])
+@pytest.mark.parametrize("setting,expected", SETTINGS)
+def test_one_rule_for_every_package(monkeypatch, package, setting, expected) -> None:
+    set_environment(monkeypatch, package, setting)
+    assert cache_dir(package) == Path(expected.replace("pkg", package))
 
 
-@pytest.mark.parametrize("setting", [s for s in SETTINGS if "XDG_CACHE_HOME" not in s and s.get("OVERRIDE") != ""])
-def test_pgdata_keeps_its_folder_where_xdg_is_not_set(monkeypatch, setting) -> None:
-    native_cache_dir = current_copy("cache_dir", "pgdata.native_build")
+@pytest.mark.parametrize("setting,expected", SETTINGS)
+def test_the_users_of_the_rule(monkeypatch, setting, expected) -> None:
+    """pgdata's compiled kernels and pgmetrics' Inception weights live in their package's folder."""
+    from pgdata.native_build import cache_dir as native_cache_dir
+    from pgmetrics.errors import PgmetricsError
+    from pgmetrics.inception import WEIGHTS_ENV, WEIGHTS_FILENAMES, find_weights
+
     set_environment(monkeypatch, "pgdata", setting)
-    assert cache_dir("pgdata") / "native" == native_cache_dir()
+    assert native_cache_dir() == Path(expected.replace("pkg", "pgdata")) / "native"
+    set_environment(monkeypatch, "pgmetrics", setting)
+    monkeypatch.delenv(WEIGHTS_ENV, raising=False)
+    with pytest.raises(PgmetricsError) as info:  # nothing is at these made-up places
+        find_weights()
+    assert str(Path(expected.replace("pkg", "pgmetrics")) / WEIGHTS_FILENAMES[0]) in str(info.value)

@@ -1,5 +1,5 @@
-"""pgdata.common.device.select_device: the choices of pgmetrics.device and pgtrain's generation tools, with one
-wording for a bad name and for CUDA asked where there is none."""
+"""pgdata.common.device.select_device: the device choice of every tool (auto picks CUDA where there is one), with
+one wording for a bad name and for CUDA asked where there is none."""
 
 from __future__ import annotations
 
@@ -8,16 +8,21 @@ import torch
 
 from pgdata.common.device import select_device
 from pgdata.common.errors import ToolkitError
-from tests.common.copies import current_copy
 
 
 class DemoError(ToolkitError):
     pass
 
 
-@pytest.mark.parametrize("name", [None, "", "auto", "cpu", "cpu:0"])
-def test_choices_are_those_of_pgmetrics(name) -> None:
-    assert select_device(name) == current_copy("select_device", "pgmetrics.device")(name)
+@pytest.mark.parametrize("name,expected", [(None, "cpu"), ("", "cpu"), ("auto", "cpu"), ("cpu", "cpu"),
+                                           ("cpu:0", "cpu:0"), ("CPU", None)])
+def test_choices_without_cuda(monkeypatch, name, expected) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    if expected is None:
+        with pytest.raises(ToolkitError, match="not a torch device"):
+            select_device(name)
+    else:
+        assert select_device(name) == torch.device(expected)
 
 
 def test_auto_picks_cuda_when_present(monkeypatch) -> None:

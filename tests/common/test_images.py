@@ -1,5 +1,5 @@
-"""pgdata.common.images: the layouts, the official float -> uint8 conversion and grid tiling give the values of
-the copies they replace (pgdata's contact sheet, pgtrain's grids and generation, the pgshards PNG layout)."""
+"""pgdata.common.images: the layouts, the official float -> uint8 conversion and grid tiling, checked by hand and
+against plain element-by-element references written here (the packages use these now)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,29 @@ import pytest
 from PIL import Image
 
 from pgdata.common import images
-from tests.common.copies import current_copy
+
+
+def reference_to_uint8(values: np.ndarray, drange) -> np.ndarray:
+    """convert_to_pil_image one pixel at a time: float32 scale and bias, x * scale + bias, rint, clip."""
+    scale = np.float32(255) / (np.float32(drange[1]) - np.float32(drange[0]))
+    bias = np.float32(0) - np.float32(drange[0]) * scale
+    out = [min(max(np.rint(np.float32(v) * scale + bias), 0), 255) for v in values.ravel()]
+    return np.array(out, np.uint8).reshape(values.shape)
+
+
+def reference_grid(tiles: np.ndarray, columns: int, rows: int, spacing: int = 0, background=0) -> np.ndarray:
+    """Cell (row, column) holds tile row * columns + column, `spacing` background pixels before each cell and
+    after the last; pasted one tile at a time."""
+    squeeze = tiles.ndim == 3
+    tiles = tiles[:, None] if squeeze else tiles
+    _, channels, height, width = tiles.shape
+    sheet = np.full((channels, rows * (height + spacing) + spacing, columns * (width + spacing) + spacing),
+                    background, tiles.dtype)
+    for index in range(min(len(tiles), rows * columns)):
+        top = spacing + (index // columns) * (height + spacing)
+        left = spacing + (index % columns) * (width + spacing)
+        sheet[:, top:top + height, left:left + width] = tiles[index]
+    return sheet[0] if squeeze else sheet
 
 
 def batch(count: int, channels: int, size: int = 5, dtype=np.uint8, seed: int = 0) -> np.ndarray:
@@ -27,31 +49,27 @@ def test_official_conversion_by_hand() -> None:
 
 
 @pytest.mark.parametrize("drange", [(-1.0, 1.0), (0, 255), (0.0, 1.0), (-0.5, 2.0)])
-def test_conversion_is_that_of_pgtrain(drange) -> None:
+def test_conversion_is_that_of_the_reference(drange) -> None:
     rng = np.random.default_rng(1)
     floats = rng.uniform(drange[0] - 0.2, drange[1] + 0.2, (3, 3, 8, 8)).astype(np.float32)
     floats.flat[:4] = np.float32(drange[0]), np.float32(drange[1]), np.nan, np.float32(np.mean(drange))
     floats = np.nan_to_num(floats)
-    images_to_uint8 = current_copy("images_to_uint8", "pgtrain.generate")
-    grids_to_uint8 = current_copy("to_uint8", "pgtrain.grids")
-    ours = images.to_uint8(floats, drange)
-    assert np.array_equal(ours, images_to_uint8(floats, drange)) and np.array_equal(ours, grids_to_uint8(floats, drange))
-    integers = batch(2, 3)
-    assert np.array_equal(images.to_uint8(integers, drange), grids_to_uint8(integers, drange))
+    assert np.array_equal(images.to_uint8(floats, drange), reference_to_uint8(floats, drange))
+    integers = batch(2, 3)  # uint8 pixels go through the same arithmetic unless drange is (0, 255)
+    assert np.array_equal(images.to_uint8(integers, drange), reference_to_uint8(integers, drange))
 
 
 @pytest.mark.parametrize("channels", [1, 3])
-def test_layouts_are_those_of_pil_and_the_copies(channels) -> None:
+def test_layouts_are_those_of_pil(channels) -> None:
     image = batch(1, channels)[0]
     hwc = images.chw_to_hwc(image)
     assert hwc.flags.c_contiguous and Image.fromarray(hwc).mode == ("L" if channels == 1 else "RGB")
     assert np.array_equal(np.asarray(Image.fromarray(hwc)), hwc)
     assert np.array_equal(images.hwc_to_chw(hwc), image) and images.hwc_to_chw(hwc).flags.c_contiguous
-    assert np.array_equal(hwc, current_copy("to_pil_layout", "pgtrain.generate")(image))
     grey = image[0]
     assert images.chw_to_hwc(grey) is grey  # H x W already
-    # pgdata.contact_sheet's copy was migrated away: last, so that its skip leaves the checks above run
-    assert np.array_equal(hwc, current_copy("to_hwc", "pgdata.contact_sheet")(image))
+    for y, x in ((0, 0), (2, 3), (4, 5)):
+        assert hwc[y, x].tolist() == (image[:, y, x].tolist() if channels == 3 else image[0, y, x])
 
 
 @pytest.mark.parametrize("channels", [1, 3])
@@ -59,7 +77,7 @@ def test_pixels_decoded_by_pil_come_back_in_the_shard_layout(channels) -> None:
     image = batch(1, channels)[0]
     buffer = io.BytesIO()
     Image.fromarray(images.chw_to_hwc(image)).save(buffer, format="PNG")
-    decode_png = current_copy("decode_png", "pgdata.formats.pgshards.layout", "pgdata.formats.pgshards")
+    from pgdata.formats.pgshards.layout import decode_png
     decoded = images.hwc_to_chw(np.asarray(Image.open(io.BytesIO(buffer.getvalue()))))
     assert np.array_equal(decoded, image) and np.array_equal(decoded, decode_png(buffer.getvalue(), image.shape))
 
@@ -78,19 +96,17 @@ def test_grid_by_hand() -> None:
 @pytest.mark.parametrize("count,channels,columns,spacing,background",
                          [(1, 3, None, 0, 0), (7, 3, None, 0, 0), (7, 1, 3, 2, 255), (9, 3, 4, 1, 17),
                           (16, 1, None, 0, 0), (5, 0, 2, 3, 0)])
-def test_grid_is_that_of_the_contact_sheet(count, channels, columns, spacing, background) -> None:
-    contact_sheet = current_copy("contact_sheet", "pgdata.contact_sheet")
+def test_contact_sheets_are_those_of_the_reference(count, channels, columns, spacing, background) -> None:
     tiles = batch(count, max(channels, 1))
     tiles = tiles[:, 0] if channels == 0 else tiles  # N x H x W
-    expected = contact_sheet(tiles, columns, spacing, background)
+    expected = reference_grid(tiles, *images.grid_size(count, columns), spacing, background)
     ours = images.tile_grid(tiles, columns, spacing=spacing, background=background)
     assert ours.dtype == expected.dtype and np.array_equal(ours, expected)
 
 
 @pytest.mark.parametrize("count,columns,rows", [(6, 3, 2), (4, 3, 2), (9, 2, 2), (1, 4, 3), (12, 4, 3)])
-def test_grid_is_that_of_pgtrain_image_grids(count, columns, rows) -> None:
-    image_grid = current_copy("image_grid", "pgtrain.grids")
+def test_training_grids_are_those_of_the_reference(count, columns, rows) -> None:
     for tiles in (batch(count, 3, dtype=np.float32), batch(count, 1)):
-        expected = image_grid(tiles, columns, rows)
+        expected = reference_grid(tiles, columns, rows)
         ours = images.tile_grid(tiles, columns, rows)
         assert ours.dtype == expected.dtype and np.array_equal(ours, expected)

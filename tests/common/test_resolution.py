@@ -1,12 +1,11 @@
-"""pgdata.common.resolution: the power-of-two rule and log2 of the copies in pgtrain's networks, pgdata's
-pyramid and the many `r < 4 or r & (r - 1)` checks."""
+"""pgdata.common.resolution: the power-of-two rule and log2 that pgtrain's networks, pgdata's pyramid and the many
+former `r < 4 or r & (r - 1)` checks now share."""
 
 from __future__ import annotations
 
 import pytest
 
 from pgdata.common.resolution import is_power_of_two, resolution_log2
-from tests.common.copies import current_copy
 
 
 def test_by_hand() -> None:
@@ -18,18 +17,15 @@ def test_by_hand() -> None:
     assert is_power_of_two(8.0) and not is_power_of_two(True, 2) and not is_power_of_two(8, minimum=16)
 
 
-@pytest.mark.parametrize("module", ["pgtrain.networks.common", "pgdata.pyramid"])
-def test_log2_is_that_of_the_copies(module) -> None:
-    copy = current_copy("resolution_log2", module)
-    for resolution in [*range(1, 2100), 2**20, 2**20 + 1, 8.0]:
-        try:
-            expected = copy(resolution)
-        except ValueError as error:
-            with pytest.raises(ValueError) as ours:
-                resolution_log2(resolution)
-            assert str(ours.value) == str(error)
+def test_log2_is_the_exponent_of_the_powers_of_two() -> None:
+    powers = {2**exponent: exponent for exponent in range(2, 31)}
+    for resolution in [*range(-3, 2100), 2**20 - 1, 2**20, 2**20 + 1, 2**30]:
+        if resolution in powers:
+            assert resolution_log2(resolution) == powers[resolution]
         else:
-            assert resolution_log2(resolution) == expected
+            with pytest.raises(ValueError, match=rf"^resolution must be a power of two >= 4, got {resolution}$"):
+                resolution_log2(resolution)
+    assert resolution_log2(8.0) == 3
 
 
 def test_the_bit_test_of_the_readers_and_checks() -> None:
