@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pgdata.common.resolution import resolution_log2
+from pgdata.common.resolution import is_power_of_two
 from pgmetrics.errors import PgmetricsError
 
 PATCH_SIZE = 7
@@ -20,12 +20,13 @@ DESCRIPTOR_SIZE = CHANNELS * PATCH_SIZE * PATCH_SIZE
 
 def swd_resolutions(resolution: int) -> list[int]:
     """Pyramid level sizes, finest first: R, R/2, ..., 16 (matches the official level count log2(R) - 3)."""
-    try:
-        levels = resolution_log2(resolution, LOWEST_RESOLUTION) - resolution_log2(LOWEST_RESOLUTION) + 1
-    except ValueError as error:
+    if not is_power_of_two(resolution, LOWEST_RESOLUTION):
         raise PgmetricsError(f"SWD needs square power-of-two images of at least {LOWEST_RESOLUTION}x"
-                             f"{LOWEST_RESOLUTION}, got {resolution}x{resolution} (use --resize)") from error
-    return [int(resolution) >> level for level in range(levels)]
+                             f"{LOWEST_RESOLUTION}, got {resolution}x{resolution} (use --resize)")
+    sizes = [int(resolution)]
+    while sizes[-1] > LOWEST_RESOLUTION:
+        sizes.append(sizes[-1] // 2)
+    return sizes
 
 
 def official_minibatch(resolution: int) -> int:
