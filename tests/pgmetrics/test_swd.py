@@ -41,6 +41,9 @@ def test_levels_and_minibatch():
     assert swd.official_minibatch(16) == 256
     with pytest.raises(PgmetricsError, match="power-of-two"):
         swd.swd_resolutions(96)
+    assert swd.swd_resolutions(16) == [16]
+    with pytest.raises(PgmetricsError, match=r"at least 16x16, got 8x8 \(use --resize\)$"):
+        swd.swd_resolutions(8)
 
 
 @pytest.mark.parametrize("exact", [True, False])
